@@ -1,0 +1,99 @@
+"""The check framework every check cell uses: verdicts, messages and modes."""
+
+import numpy as np
+import pytest
+import torch
+
+from course.checks import (
+    MODE_ENV,
+    CheckError,
+    Mismatch,
+    check,
+    expect_close,
+    expect_equal,
+)
+
+
+@pytest.fixture(autouse=True)
+def learner_mode(monkeypatch):
+    monkeypatch.delenv(MODE_ENV, raising=False)
+
+
+def test_pass_prints_a_tick(capsys):
+    verdict = check("Exercise 0.1 (f)", lambda: "matches torch")
+    assert verdict.passed and verdict.status == "pass"
+    assert capsys.readouterr().out == "✓ Exercise 0.1 (f): matches torch\n"
+
+
+def test_stub_is_not_done_yet(capsys):
+    def body():
+        raise NotImplementedError("Exercise 0.1 is not done yet")
+
+    verdict = check("Exercise 0.1 (f)", body)
+    assert verdict.status == "todo"
+    assert "not done yet" in capsys.readouterr().out
+
+
+def test_mismatch_names_what_differed_and_hints(capsys):
+    def body():
+        expect_equal((4, 1), (4,), "shape of the row sums")
+
+    verdict = check("Exercise 0.1 (f)", body, hint="keepdim=True")
+    out = capsys.readouterr().out
+    assert verdict.status == "fail" and out.startswith("✗ Exercise 0.1 (f): shape of the row sums")
+    assert "expected (4,), got (4, 1)" in out and "Hint: keepdim=True" in out
+
+
+def test_a_crash_in_learner_code_is_reported_not_raised(capsys):
+    verdict = check("Exercise 0.1 (f)", lambda: torch.ones(2) @ torch.ones(3))
+    assert verdict.status == "fail"
+    assert "your code raised RuntimeError" in capsys.readouterr().out
+
+
+@pytest.mark.parametrize(
+    "got, message",
+    [
+        (torch.tensor([1.0, 2.0]), "shape: expected (2, 2), got (2,)"),
+        ([[1.0, 2.0]], "expected a Tensor"),
+        (torch.tensor([[1.0, 2.0], [3.0, 5.0]]), "index (1, 1): expected 4, got 5"),
+    ],
+)
+def test_expect_close_says_what_differs(got, message):
+    expected = torch.tensor([[1.0, 2.0], [3.0, 4.0]])
+    with pytest.raises(Mismatch, match=message.replace("(", r"\(").replace(")", r"\)")):
+        expect_close(got, expected, "y")
+
+
+def test_expect_close_accepts_equal_values_across_kinds():
+    expect_close(np.array([1.0, 2.0]), torch.tensor([1.0, 2.0]), "y")
+    expect_close(torch.tensor(3.0), 3.0, "y")
+    with pytest.raises(Mismatch, match="expected 3, got 3.1"):
+        expect_close(3.1, 3.0, "y")
+
+
+@pytest.mark.parametrize(
+    "mode, status, raises",
+    [
+        ("strict", "pass", False),
+        ("strict", "fail", True),
+        ("strict", "todo", True),
+        ("stubs", "todo", False),
+        ("stubs", "pass", True),
+        ("bogus", "pass", True),
+    ],
+)
+def test_modes(monkeypatch, mode, status, raises):
+    monkeypatch.setenv(MODE_ENV, mode)
+
+    def body():
+        if status == "fail":
+            raise Mismatch("wrong")
+        if status == "todo":
+            raise NotImplementedError
+        return "ok"
+
+    if raises:
+        with pytest.raises(CheckError):
+            check("Exercise 0.1 (f)", body)
+    else:
+        assert check("Exercise 0.1 (f)", body).status == status

@@ -1,0 +1,120 @@
+"""Lint: one uniform notebook header, ipython3 cells, ruff over code and notebooks."""
+
+import re
+import subprocess
+import sys
+from pathlib import Path
+
+import jupytext
+import pytest
+import yaml
+
+ROOT = Path(__file__).resolve().parent.parent
+NOTEBOOK_DIRS = ("chapters", "exercises", "solutions")
+NOTEBOOKS = sorted(p for d in NOTEBOOK_DIRS for p in (ROOT / d).glob("*.md"))
+HEADER = """\
+---
+jupytext:
+  text_representation:
+    extension: .md
+    format_name: myst
+    format_version: 0.13
+    jupytext_version: 1.19.6
+kernelspec:
+  display_name: Python 3 (ipykernel)
+  language: python
+  name: python3
+---
+"""
+
+
+def ids(paths):
+    return [str(p.relative_to(ROOT)) for p in paths]
+
+
+def test_notebooks_exist():
+    assert len(NOTEBOOKS) >= 3, "no notebooks found under chapters/, exercises/, solutions/"
+
+
+@pytest.mark.parametrize("path", NOTEBOOKS, ids=ids(NOTEBOOKS))
+def test_uniform_header(path):
+    text = path.read_text(encoding="utf-8")
+    assert text.startswith(HEADER), (
+        f"{path.relative_to(ROOT)} does not start with the course's jupytext header; "
+        "copy it from tests/test_lint.py (HEADER)"
+    )
+
+
+@pytest.mark.parametrize("path", NOTEBOOKS, ids=ids(NOTEBOOKS))
+def test_code_cells_are_ipython3(path):
+    fences = re.findall(r"^```\{code-cell\}(.*)$", path.read_text(encoding="utf-8"), re.M)
+    assert fences, f"{path.relative_to(ROOT)} has no code cell"
+    bad = [f for f in fences if f.strip() != "ipython3"]
+    assert not bad, f"{path.relative_to(ROOT)}: code cells must be `{{code-cell}} ipython3`: {bad}"
+
+
+@pytest.mark.parametrize("path", NOTEBOOKS, ids=ids(NOTEBOOKS))
+def test_label_and_title(path):
+    """Each page opens with its label and title, right after the header."""
+    body = path.read_text(encoding="utf-8")[len(HEADER) :].lstrip()
+    body = re.sub(r"^%.*\n+", "", body)  # the generated-file banner of an exercise
+    folder, name = path.parent.name, path.stem
+    label = name if folder == "chapters" else f"{folder}-{name}"
+    assert body.startswith(f"({label})=\n# "), (
+        f"{path.relative_to(ROOT)} must open with `({label})=` and a `# Title`"
+    )
+
+
+def toc_files() -> set[str]:
+    toc = yaml.safe_load((ROOT / "_toc.yml").read_text())
+    files = {toc["root"]}
+    for part in toc.get("parts", []):
+        files.update(ch["file"] for ch in part["chapters"])
+    return files
+
+
+def test_toc_lists_every_notebook():
+    listed = toc_files()
+    on_disk = {str(p.relative_to(ROOT).with_suffix("")) for p in NOTEBOOKS}
+    assert on_disk <= listed, f"notebooks missing from _toc.yml: {sorted(on_disk - listed)}"
+    missing = {f for f in listed if not (ROOT / f"{f}.md").exists()}
+    assert not missing, f"_toc.yml lists files that do not exist: {sorted(missing)}"
+
+
+def test_chapters_exercises_solutions_share_names():
+    names = {d: {p.stem for p in (ROOT / d).glob("*.md")} for d in NOTEBOOK_DIRS}
+    assert names["exercises"] == names["solutions"], "every solution generates one exercise"
+
+
+def run_ruff(*args: str) -> subprocess.CompletedProcess:
+    return subprocess.run(
+        [sys.executable, "-m", "ruff", *args], cwd=ROOT, capture_output=True, text=True
+    )
+
+
+def test_ruff_check_python():
+    result = run_ruff("check", "course", "tests", "tools")
+    assert result.returncode == 0, f"ruff check found problems:\n{result.stdout}{result.stderr}"
+
+
+def test_ruff_format_python():
+    result = run_ruff("format", "--check", "course", "tests", "tools")
+    assert result.returncode == 0, f"run `ruff format course tests tools`:\n{result.stdout}"
+
+
+def test_ruff_check_notebook_code(tmp_path):
+    """ruff over every notebook's code cells (converted to .ipynb, which ruff reads)."""
+    for path in NOTEBOOKS:
+        target = tmp_path / path.parent.name / f"{path.stem}.ipynb"
+        target.parent.mkdir(exist_ok=True)
+        jupytext.write(jupytext.read(path), target)
+    result = run_ruff(
+        "check",
+        "--config",
+        str(ROOT / "pyproject.toml"),
+        "--ignore",
+        "E402,E501,B018",
+        str(tmp_path),
+    )
+    report = result.stdout.replace(str(tmp_path) + "/", "")
+    assert result.returncode == 0, f"ruff found problems in notebook code cells:\n{report}"
