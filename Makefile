@@ -34,7 +34,7 @@ $(STAMP): requirements.txt pyproject.toml
 	touch $(STAMP)
 
 clean:
-	rm -rf _build chapters/*.nbval.ipynb exercises/*.nbval.ipynb solutions/*.nbval.ipynb
+	rm -rf _build
 
 clean-cache:
 	rm -rf _build/.jupyter_cache

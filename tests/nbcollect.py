@@ -1,9 +1,10 @@
 """A pytest plugin: every MyST notebook in chapters/, exercises/ and solutions/ is a test.
 
 nbval only collects ``.ipynb`` files, and the course commits none, so each ``.md``
-notebook is turned into ``<name>.nbval.ipynb`` beside its source (git-ignored; the kernel
-runs in that folder, so relative paths such as ``../data`` work) and handed to nbval.
-Each code cell becomes one test item; a failing cell fails with its traceback.
+notebook is converted in memory with jupytext and handed to nbval's collector. The kernel
+runs in the notebook's own folder, so relative paths such as ``../data`` work. Each code
+cell becomes one test item (``chapters/tensors.md::Cell 3``); a failing cell fails with
+its traceback.
 
 What each notebook is compared against:
 
@@ -22,6 +23,7 @@ report "not done yet", since an exercise ships unsolved.
 
 import os
 from pathlib import Path
+from unittest import mock
 
 import jupytext
 import nbformat
@@ -40,20 +42,16 @@ def pytest_configure(config):
     config.option.nbval_cell_timeout = 600
 
 
-def pytest_ignore_collect(collection_path, config):
-    if collection_path.name.endswith(".nbval.ipynb"):
-        return True
-    return None
-
-
 def pytest_collect_file(file_path, parent):
     folder = file_path.parent
     if file_path.suffix == ".md" and folder.parent == ROOT and folder.name in CHECK_MODES:
-        target = file_path.with_name(f"{file_path.stem}.nbval.ipynb")
         notebook, compare = notebook_to_run(file_path)
-        nbformat.write(notebook, target)
         return MarkdownNotebook.from_parent(
-            parent, path=target, check_mode=CHECK_MODES[folder.name], compare=compare
+            parent,
+            path=file_path,
+            notebook=notebook,
+            check_mode=CHECK_MODES[folder.name],
+            compare=compare,
         )
     return None
 
@@ -76,10 +74,16 @@ def notebook_to_run(source: Path):
 class MarkdownNotebook(IPyNbFile):
     """nbval's notebook collector, with the course's check mode and output policy."""
 
-    def __init__(self, *args, check_mode: str, compare: bool, **kwargs):
+    def __init__(self, *args, notebook, check_mode: str, compare: bool, **kwargs):
         super().__init__(*args, **kwargs)
+        self.notebook = notebook
         self.check_mode = check_mode
         self.compare_outputs = compare
+
+    def collect(self):
+        """nbval's collection, fed the converted notebook instead of reading a file."""
+        with mock.patch("nbval.plugin.nbformat.read", return_value=self.notebook):
+            return list(super().collect())
 
     def setup(self):
         """Start the kernel with COURSE_CHECKS set; the variable is not left behind."""
