@@ -21,6 +21,11 @@ test: $(STAMP)
 exercises: $(STAMP)
 	$(BIN)/python tools/make_exercises.py
 
+# Timings (never in tests): prints a table, writes _build/bench/bench.json.
+# `make bench FULL=1` also times `make test`.
+bench: $(STAMP)
+	$(BIN)/python tools/bench.py $(if $(FULL),--with-test)
+
 lint: $(STAMP)
 	$(BIN)/python -m pytest tests/test_lint.py
 
