@@ -93,12 +93,12 @@ def run_ruff(*args: str) -> subprocess.CompletedProcess:
 
 
 def test_ruff_check_python():
-    result = run_ruff("check", "course", "tests", "tools")
+    result = run_ruff("check", "course", "tests", "tools", "_ext")
     assert result.returncode == 0, f"ruff check found problems:\n{result.stdout}{result.stderr}"
 
 
 def test_ruff_format_python():
-    result = run_ruff("format", "--check", "course", "tests", "tools")
+    result = run_ruff("format", "--check", "course", "tests", "tools", "_ext")
     assert result.returncode == 0, f"run `ruff format course tests tools`:\n{result.stdout}"
 
 

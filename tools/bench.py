@@ -56,7 +56,9 @@ def bench_book(runs: int, with_test: bool) -> dict:
     results["warm make book (s)"] = repeat(lambda: wall(["make", "book"]), runs)
     from jupyter_cache import get_cache
 
-    for record in sorted(get_cache(ROOT / "_build" / ".jupyter_cache").list_cache_records(), key=lambda r: r.uri):
+    for record in sorted(
+        get_cache(ROOT / "_build" / ".jupyter_cache").list_cache_records(), key=lambda r: r.uri
+    ):
         name = Path(record.uri).relative_to(ROOT)
         results[f"execute {name} (s)"] = stats([record.data["execution_seconds"]])
     if with_test:
@@ -87,9 +89,8 @@ def table(results: dict[str, dict]) -> str:
     for section, figures in results.items():
         lines.append(f"[{section}]")
         for name, s in figures.items():
-            lines.append(
-                f"  {name:<56} {s['median']:>12,.4g} {s['min']:>12,.4g} {s['max']:>12,.4g} {s['n']:>3}"
-            )
+            cells = " ".join(f"{s[k]:>12,.4g}" for k in ("median", "min", "max"))
+            lines.append(f"  {name:<56} {cells} {s['n']:>3}")
     return "\n".join(lines)
 
 

@@ -1,0 +1,98 @@
+"""A Sphinx extension for the course site: offline math, clean scripts, full downloads, alt text.
+
+- MathJax is served from ``_static/mathjax`` (``mathjax_path`` in ``_config.yml``). Jupyter
+  Book adds every ``.js`` file under ``_static`` to every page; MathJax must instead load
+  only on pages with math, through Sphinx's own mathjax extension, so it is taken out of
+  that list here.
+- sphinx-thebe and sphinx-togglebutton register their inline settings twice, so each
+  page declared ``const THEBE_JS_URL`` twice, a JavaScript error on every page; each
+  script now appears once.
+- myst-nb writes ``jupyter_execute/<page>.ipynb``, the notebook that the download menu
+  offers, from the notebook it read; when the outputs come from the jupyter-cache they
+  go to a copy, and that file has no outputs. They are merged into it from the cache.
+- An image in a cell's output has no alt text unless its cell says so (``mystnb: image:
+  alt:``), and the HTML writer then falls back to the file name. Such an image gets its
+  figure's caption as alt text, or failing that a sentence naming where it comes from.
+"""
+
+from pathlib import Path
+
+import nbformat
+from docutils import nodes
+from jupyter_cache import get_cache
+
+MATHJAX_DIR = "mathjax/"
+
+
+def keep_mathjax_off_pages_without_math(app, config):
+    """Drop the MathJax files that Jupyter Book put into ``html_js_files``."""
+    config.html_js_files = [
+        entry
+        for entry in config.html_js_files
+        if not (entry if isinstance(entry, str) else entry[0]).startswith(MATHJAX_DIR)
+    ]
+
+
+def write_executed_notebook(app, doctree):
+    """Put the cached outputs into the page's notebook in ``jupyter_execute``."""
+    config = app.env.mystnb_config
+    path = Path(config.output_folder, *f"{app.env.docname}.ipynb".split("/"))
+    if config.execution_mode != "cache" or not path.is_file():
+        return
+    try:
+        _, executed = get_cache(config.execution_cache_path).merge_match_into_notebook(
+            nbformat.read(path, as_version=4)
+        )
+    except KeyError:  # not in the cache: it failed, or was not executed
+        return
+    nbformat.write(executed, path)
+
+
+def drop_duplicate_scripts(app, pagename, templatename, context, doctree):
+    """Keep the first of identical ``<script>`` entries of a page."""
+    seen, unique = set(), []
+    for script in context.get("script_files", []):
+        # the same inline script comes once with filename None, once with ""
+        key = (script.filename or "", repr(sorted(script.attributes.items())))
+        if key not in seen:
+            seen.add(key)
+            unique.append(script)
+    context["script_files"][:] = unique  # the builder's own list: keep it, edit it
+
+
+def in_cell_output(node) -> bool:
+    """Whether ``node`` sits in the output of a notebook cell."""
+    while node is not None:
+        if "cell_output" in node.get("classes", []):
+            return True
+        node = node.parent
+    return False
+
+
+def caption_of(node) -> str:
+    """The caption of the figure around ``node``, or ``""``."""
+    while node is not None and not isinstance(node, nodes.figure):
+        node = node.parent
+    if node is None:
+        return ""
+    captions = list(node.findall(nodes.caption))
+    return captions[0].astext().strip() if captions else ""
+
+
+def give_output_images_alt_text(app, doctree, docname):
+    """Set an alt text on every cell-output image that has none."""
+    title = next(iter(doctree.findall(nodes.title)), None)
+    page = title.astext() if title is not None else docname
+    for image in doctree.findall(nodes.image):
+        if image.get("alt", "").strip() or not (in_cell_output(image) or caption_of(image)):
+            continue
+        image["alt"] = caption_of(image) or f"Figure drawn by the code cell above, on page {page}"
+
+
+def setup(app):
+    app.connect("config-inited", keep_mathjax_off_pages_without_math)
+    app.connect("doctree-read", write_executed_notebook)
+    app.connect("doctree-resolved", give_output_images_alt_text)
+    # early: Sphinx stops calling handlers of this event at the first that returns a value
+    app.connect("html-page-context", drop_duplicate_scripts, priority=100)
+    return {"parallel_read_safe": True, "parallel_write_safe": True}

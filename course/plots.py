@@ -1,0 +1,117 @@
+"""Figures the notebooks share: digits, class probabilities, training curves, confusions.
+
+Each function draws one figure with pyplot and returns it. In a notebook, assign it
+(``fig = plot_digits(...)``): the inline backend shows it once at the end of the cell and
+closes it. Elsewhere, close it with ``plt.close(fig)``.
+"""
+
+import matplotlib.pyplot as plt
+import numpy as np
+import torch
+from matplotlib.colors import LogNorm
+
+CLASSES = range(10)
+
+
+def _image(image) -> np.ndarray:
+    """A 28×28 array from an image of shape (28, 28) or (1, 28, 28), on any device."""
+    return torch.as_tensor(image).detach().cpu().reshape(28, 28).numpy()
+
+
+def plot_digits(images, titles, ncols: int = 8, suptitle: str = ""):
+    """A grid of digits, each with its title (its label, or its label and a guess)."""
+    nrows = -(-len(images) // ncols)
+    fig, axes = plt.subplots(nrows, ncols, figsize=(1.2 * ncols, 1.45 * nrows), squeeze=False)
+    for ax in axes.flat:
+        ax.axis("off")
+    for ax, (image, title) in zip(axes.flat, zip(images, titles, strict=True), strict=False):
+        ax.imshow(_image(image), cmap="gray_r")
+        ax.set_title(title, fontsize=9)
+    if suptitle:
+        fig.suptitle(suptitle)
+    fig.tight_layout()
+    return fig
+
+
+def plot_probabilities(images, probabilities, labels, suptitle: str = ""):
+    """Each image beside a bar chart of its 10 class probabilities, one row per image.
+
+    The bar of the true label is green; the network's guess (the tallest bar) is red when
+    it is wrong. ``probabilities`` has one row of 10 per image, each summing to 1.
+    """
+    probabilities = torch.as_tensor(probabilities).detach().cpu()
+    labels = torch.as_tensor(labels).cpu()
+    rows = len(labels)
+    fig, axes = plt.subplots(
+        rows, 2, figsize=(6.4, 1.9 * rows), width_ratios=[1, 2.6], squeeze=False
+    )
+    for (left, right), image, p, label in zip(axes, images, probabilities, labels, strict=True):
+        guess = int(p.argmax())
+        left.imshow(_image(image), cmap="gray_r")
+        left.set_title(f"label {int(label)}", fontsize=10)
+        left.axis("off")
+        colors = ["tab:gray"] * 10
+        if guess != int(label):
+            colors[guess] = "tab:red"
+        colors[int(label)] = "tab:green"
+        right.bar(CLASSES, p.numpy(), color=colors)
+        right.set_xticks(CLASSES)
+        right.set_ylim(0, 1)
+        right.set_ylabel("probability")
+        right.set_title(f"guess {guess} with probability {float(p[guess]):.2f}", fontsize=10)
+    if suptitle:
+        fig.suptitle(suptitle)
+    fig.tight_layout()
+    return fig
+
+
+def plot_history(history: dict, suptitle: str = ""):
+    """Training loss per step (left) and accuracy per epoch (right).
+
+    ``history`` holds ``"loss"`` (one value per step) and ``"train_accuracy"`` and
+    ``"test_accuracy"`` (fractions, one per epoch).
+    """
+    loss = np.asarray(history["loss"], dtype=float)
+    epochs = len(history["test_accuracy"])
+    steps = np.arange(1, len(loss) + 1) * epochs / len(loss)
+    window = max(1, len(loss) // (10 * epochs))
+    smooth = np.convolve(loss, np.ones(window) / window, mode="valid")
+    fig, (left, right) = plt.subplots(1, 2, figsize=(10, 3.6))
+    left.plot(steps, loss, color="tab:blue", alpha=0.3, lw=0.6, label="one minibatch")
+    left.plot(steps[window - 1 :], smooth, color="tab:blue", label=f"mean of {window} steps")
+    left.set_yscale("log")
+    left.set(xlabel="epoch", ylabel="cross-entropy loss", title="training loss")
+    left.legend()
+    marks = np.arange(1, epochs + 1)
+    for key, name in (("train_accuracy", "training set"), ("test_accuracy", "test set")):
+        right.plot(marks, 100 * np.asarray(history[key]), marker="o", label=name)
+    right.set(xlabel="epoch", ylabel="accuracy (%)", title="accuracy after each epoch")
+    right.set_xticks(marks)
+    right.grid(alpha=0.3)
+    right.legend()
+    if suptitle:
+        fig.suptitle(suptitle)
+    fig.tight_layout()
+    return fig
+
+
+def plot_confusion(matrix, title: str = "confusion matrix"):
+    """A 10×10 confusion matrix: row = true digit, column = guess, each count written in.
+
+    The colour scale is logarithmic so that the few mistakes off the diagonal show next
+    to the thousand-odd correct answers on it; empty cells stay white.
+    """
+    counts = torch.as_tensor(matrix).cpu().numpy()
+    fig, ax = plt.subplots(figsize=(6.4, 5.6))
+    shown = np.ma.masked_equal(counts, 0)
+    image = ax.imshow(shown, cmap="Blues", norm=LogNorm(vmin=0.5, vmax=max(counts.max(), 2)))
+    for (row, col), n in np.ndenumerate(counts):
+        if n:
+            color = "white" if n > counts.max() ** 0.5 * 3 else "black"
+            ax.text(col, row, str(n), ha="center", va="center", fontsize=7, color=color)
+    ax.set_xticks(CLASSES)
+    ax.set_yticks(CLASSES)
+    ax.set(xlabel="guess", ylabel="true digit", title=title)
+    fig.colorbar(image, ax=ax, label="images (log scale)")
+    fig.tight_layout()
+    return fig

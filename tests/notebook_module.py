@@ -1,0 +1,38 @@
+"""Load the reference engine from its solution notebook, never from a pasted copy.
+
+The code cells of ``solutions/engine.md`` tagged ``engine`` (the imports, the engine, the
+layers and the optimizer) are executed, in order, into a fresh module. The other cells
+(checks, data, training, timing) are left out.
+"""
+
+import functools
+import sys
+import types
+from pathlib import Path
+
+import jupytext
+
+ROOT = Path(__file__).resolve().parent.parent
+ENGINE_TAG = "engine"
+
+
+def load_notebook_module(path: Path, tag: str, name: str) -> types.ModuleType:
+    """A module holding what the code cells of ``path`` tagged ``tag`` define."""
+    notebook = jupytext.read(path)
+    module = types.ModuleType(name, f"The cells tagged {tag!r} of {path.name}")
+    module.__file__ = str(path)
+    sys.modules[name] = module
+    cells = [
+        c for c in notebook.cells if c.cell_type == "code" and tag in c.metadata.get("tags", [])
+    ]
+    assert cells, f"{path} has no code cell tagged {tag!r}"
+    for number, cell in enumerate(cells):
+        code = compile(cell.source, f"{path.name}[{tag} cell {number}]", "exec")
+        exec(code, module.__dict__)  # noqa: S102 - the course's own solution notebook
+    return module
+
+
+@functools.cache
+def engine() -> types.ModuleType:
+    """The reference engine of Chapter 4: ``Value``, ``Tensor``, ``MLP``, ``SGD``, ..."""
+    return load_notebook_module(ROOT / "solutions" / "engine.md", ENGINE_TAG, "engine_reference")

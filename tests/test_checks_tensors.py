@@ -1,0 +1,151 @@
+"""The checks of Chapter 1 pass right answers and catch wrong ones and stubs."""
+
+import numpy as np
+import pytest
+import torch
+
+from course.checks import MODE_ENV
+from course.checks import tensors as checks
+
+
+@pytest.fixture(autouse=True)
+def learner_mode(monkeypatch):
+    monkeypatch.delenv(MODE_ENV, raising=False)
+
+
+def stub(*args):
+    raise NotImplementedError("Exercise 1.x is not done yet")
+
+
+RIGHT_SHAPES = [
+    (3, 4),
+    (2, 4),
+    (2, 3, 2),
+    (2, 4),
+    (2, 1, 4),
+    (6, 4),
+    (4, 2, 3),
+    (2, 1, 3, 4),
+    (2, 3, 4),
+    (2, 3, 5),
+]
+
+
+def contiguous_strides(shape):
+    return tuple(int(np.prod(shape[i + 1 :])) for i in range(len(shape)))
+
+
+def shares_memory(a, b):
+    return bool(np.shares_memory(a.numpy(), b.numpy()))
+
+
+RIGHT = {
+    "check_predicted_shapes": lambda: RIGHT_SHAPES,
+    "check_contiguous_strides": contiguous_strides,
+    "check_normalize_rows": lambda a: a / a.sum(dim=1, keepdim=True),
+    "check_shares_memory": shares_memory,
+    "check_flatten_images": lambda batch: batch.flatten(start_dim=1),
+    "check_pairwise_sq_dists": lambda A, B: (
+        (A * A).sum(1, keepdim=True) + (B * B).sum(1) - 2 * A @ B.T
+    ),
+}
+
+WRONG = [
+    ("check_predicted_shapes", lambda: RIGHT_SHAPES[:-1], "number of predictions"),
+    ("check_predicted_shapes", lambda: [(2, 4)] * 4 + RIGHT_SHAPES[4:], "#1 `x[0]`"),
+    ("check_contiguous_strides", lambda shape: (1,) * len(shape), "strides of shape (2, 3, 4)"),
+    (
+        "check_contiguous_strides",
+        lambda shape: tuple(int(np.prod(shape[:i])) for i in range(len(shape))),
+        "expected (12, 4, 1)",
+    ),
+    ("check_normalize_rows", lambda a: a / a.sum(dim=0), "input #0"),
+    ("check_normalize_rows", lambda a: a / a.sum(dim=1), "input #0: your code raised"),
+    (
+        "check_normalize_rows",
+        lambda a: a.copy_(a / a.sum(dim=1, keepdim=True)),
+        "changed its input",
+    ),
+    (
+        "check_normalize_rows",
+        lambda a: torch.div(a, a.sum(dim=1, keepdim=True), rounding_mode="floor"),
+        "input #0",
+    ),
+    ("check_shares_memory", lambda a, b: a.data_ptr() == b.data_ptr(), "x and x[1:]"),
+    (
+        "check_shares_memory",
+        lambda a, b: a.untyped_storage().data_ptr() == b.untyped_storage().data_ptr(),
+        "x[:1] and x[1:]",
+    ),
+    ("check_shares_memory", lambda a, b: address_ranges_overlap(a, b), "interleaved columns"),
+    ("check_shares_memory", lambda a, b: torch.equal(a, b), "x and x.view(4, 3)"),
+    ("check_shares_memory", lambda a, b: np.True_, "expected a bool"),
+    (
+        "check_flatten_images",
+        lambda batch: batch.view(len(batch), -1),
+        "transposed (8, 1, 28, 28) batch: your code raised RuntimeError",
+    ),
+    ("check_flatten_images", lambda batch: batch.reshape(-1, 784), "(5, 3, 4, 4) batch"),
+    ("check_flatten_images", lambda batch: batch.clone().flatten(1), "you copied it"),
+    (
+        "check_pairwise_sq_dists",
+        lambda A, B: ((A - B) ** 2).sum(dim=-1),
+        "(5, 3), B of shape (4, 3): your code raised",
+    ),
+    ("check_pairwise_sq_dists", lambda A, B: torch.cdist(A, B), "largest difference"),
+    (
+        "check_pairwise_sq_dists",
+        lambda A, B: ((A[None, :, :] - B[:, None, :]) ** 2).sum(dim=-1),
+        "shape: expected (5, 4), got (4, 5)",
+    ),
+]
+
+
+def address_ranges_overlap(a, b):
+    """A tempting wrong answer: compare [first byte, last byte] ranges only."""
+
+    def span(t):
+        last = sum((n - 1) * s for n, s in zip(t.shape, t.stride(), strict=True))
+        return t.data_ptr(), t.data_ptr() + (last + 1) * t.element_size()
+
+    (a0, a1), (b0, b1) = span(a), span(b)
+    return a0 < b1 and b0 < a1
+
+
+@pytest.mark.parametrize("name", sorted(RIGHT))
+def test_right_answer_passes(name, capsys):
+    verdict = getattr(checks, name)(RIGHT[name])
+    assert verdict.passed, f"{name} rejected a right answer: {capsys.readouterr().out}"
+
+
+@pytest.mark.parametrize("name", sorted(RIGHT))
+def test_stub_is_not_done_yet(name, capsys):
+    verdict = getattr(checks, name)(stub)
+    assert verdict.status == "todo", f"{name} did not report a stub as not done yet"
+    assert "not done yet" in capsys.readouterr().out
+
+
+@pytest.mark.parametrize("name, wrong, message", WRONG, ids=[f"{w[0]}-{w[2]}" for w in WRONG])
+def test_wrong_answer_fails_and_says_why(name, wrong, message, capsys):
+    verdict = getattr(checks, name)(wrong)
+    out = capsys.readouterr().out
+    assert verdict.status == "fail", f"{name} accepted a wrong answer"
+    assert message in out, f"{name}: expected {message!r} in the verdict, got:\n{out}"
+    assert "Hint:" in out, f"{name}: a failure must come with a hint"
+
+
+def test_predicted_shapes_does_not_give_the_answer_away(capsys):
+    checks.check_predicted_shapes(lambda: [(9, 9)] + RIGHT_SHAPES[1:])
+    out = capsys.readouterr().out
+    assert "#1 `x[0]` is not (9, 9)" in out and "(3, 4)" not in out, out
+
+
+def test_shape_expressions_match_the_published_answers():
+    shapes = [checks.shape_of(e) for e in checks.SHAPE_EXPRESSIONS]
+    assert shapes == RIGHT_SHAPES, f"the expressions' shapes changed: {shapes}"
+
+
+@pytest.mark.parametrize("case", checks.memory_cases(), ids=lambda c: c[0])
+def test_memory_cases_agree_with_numpy(case):
+    text, a, b, expected = case
+    assert np.shares_memory(a.numpy(), b.numpy()) == expected, f"{text}: NumPy disagrees"

@@ -1,0 +1,301 @@
+"""The reference engine of Chapter 4 (loaded from solutions/engine.md) against torch, float64.
+
+Hand-picked cases: every op's value and gradients, a node used twice, a reused
+sub-expression, broadcasting in every direction, reductions with and without keepdims,
+deep chains, and the error of ``backward()`` on a non-scalar.
+"""
+
+import numpy as np
+import pytest
+import torch
+import torch.nn.functional as F
+
+from tests.notebook_module import engine
+
+E = engine()
+RTOL = 1e-10
+
+
+def close(got, expected, what):
+    expected = expected.detach().numpy() if isinstance(expected, torch.Tensor) else expected
+    assert np.shape(got) == np.shape(expected), (
+        f"{what}: shape {np.shape(got)} != {np.shape(expected)}"
+    )
+    assert np.allclose(got, expected, rtol=RTOL, atol=1e-12), f"{what}: {got} != {expected}"
+
+
+def leaf(x):
+    return torch.tensor(x, dtype=torch.float64, requires_grad=True)
+
+
+# --- Value ---------------------------------------------------------------------------------
+
+SCALAR_CASES = [
+    ("a + b", lambda a, b: a + b, (1.5, -2.0)),
+    ("a * b", lambda a, b: a * b, (1.5, -2.0)),
+    ("a - b", lambda a, b: a - b, (1.5, -2.0)),
+    ("a / b", lambda a, b: a / b, (1.5, -2.0)),
+    ("a ** 3", lambda a, b: a**3 + b, (1.5, -2.0)),
+    ("a ** -0.5", lambda a, b: a**-0.5 * b, (1.5, -2.0)),
+    ("exp", lambda a, b: (a * b).exp(), (0.5, -2.0)),
+    ("log", lambda a, b: (a * a + b * b).log(), (0.5, -2.0)),
+    ("tanh", lambda a, b: (a + b).tanh(), (0.5, -0.2)),
+    ("relu +", lambda a, b: (a + b).relu(), (0.5, 0.2)),
+    ("relu -", lambda a, b: (a - b).relu(), (0.5, 0.9)),
+    ("sigmoid", lambda a, b: (a * b).sigmoid(), (0.5, -3.0)),
+    ("numbers on the left", lambda a, b: 2 - a + 3 * b - 1 / a + (4 + b), (0.5, -3.0)),
+    ("node used twice", lambda a, b: a * a, (0.5, -3.0)),
+    ("a + a", lambda a, b: a + a + b, (0.5, -3.0)),
+    ("reused sub-expression", lambda a, b: (lambda e: e * e.tanh() + e)(a * b + a), (0.5, -3.0)),
+    ("neuron", lambda a, b: (a * 0.3 + b * -0.7 + 0.1).tanh() * (a - b).sigmoid(), (0.5, -3.0)),
+]
+
+
+@pytest.mark.parametrize("name, f, xs", SCALAR_CASES, ids=[c[0] for c in SCALAR_CASES])
+def test_value_matches_torch(name, f, xs):
+    ours = [E.Value(x) for x in xs]
+    out = f(*ours)
+    out.backward()
+    theirs = [leaf(x) for x in xs]
+    ref = f(*theirs)
+    ref.backward()
+    close(out.data, ref.item(), f"{name}: value")
+    for v, t in zip(ours, theirs, strict=False):
+        expected = 0.0 if t.grad is None else t.grad.item()
+        close(v.grad, expected, f"{name}: grad")
+
+
+def test_value_backward_twice_accumulates_like_torch():
+    a, b = E.Value(2.0), E.Value(-3.0)
+    out = (a * b).tanh() * a
+    out.backward()
+    out.backward()
+    ta, tb = leaf(2.0), leaf(-3.0)
+    ref = (ta * tb).tanh() * ta
+    ref.backward(retain_graph=True)
+    ref.backward()
+    close([a.grad, b.grad], [ta.grad.item(), tb.grad.item()], "leaf grads after two calls")
+
+
+def test_value_zero_grad():
+    a = E.Value(2.0)
+    out = a * a + 1
+    out.backward()
+    out.zero_grad()
+    assert a.grad == 0.0 and out.grad == 0.0, "zero_grad leaves a grad behind"
+
+
+def test_value_deep_chain_has_no_recursion_limit():
+    x = E.Value(0.5)
+    y = x
+    for _ in range(100_000):
+        y = y + 1e-6
+    y.backward()
+    assert x.grad == 1.0, f"a chain of 100,000 additions: x.grad = {x.grad}"
+
+
+def test_topological_order_lists_each_node_once_after_its_inputs():
+    a = E.Value(1.0)
+    b = a * a
+    c = b + a
+    out = c * b
+    order = E.topological_order(out)
+    assert len(order) == len({id(n) for n in order}) == 4, "each node exactly once"
+    position = {id(n): i for i, n in enumerate(order)}
+    assert all(position[id(p)] < position[id(n)] for n in order for p in n._prev), "order"
+
+
+def test_sigmoid_does_not_overflow():
+    for x in (-1000.0, 1000.0):
+        v = E.Value(x)
+        s = v.sigmoid()
+        s.backward()
+        t = leaf(x)
+        torch.sigmoid(t).backward()
+        close([s.data, v.grad], [torch.sigmoid(t).item(), t.grad.item()], f"sigmoid({x})")
+
+
+# --- Tensor --------------------------------------------------------------------------------
+
+
+def tensor_case(f, arrays, g=None, seed=0, theirs=None):
+    """Value and grads of ``f`` on Tensors and of ``theirs`` (default ``f``) on torch's."""
+    xs = [E.Tensor(a.copy(), requires_grad=True) for a in arrays]
+    ts = [leaf(a) for a in arrays]
+    out, ref = f(*xs), (theirs or f)(*ts)
+    close(out.data, ref, "value")
+    g = np.random.default_rng(seed).standard_normal(ref.shape) if g is None else g
+    grads = torch.autograd.grad(ref, ts, torch.from_numpy(g), allow_unused=True)
+    out.backward(g)
+    for i, (x, t) in enumerate(zip(xs, grads, strict=False)):
+        close(x.grad, np.zeros(x.shape) if t is None else t, f"grad of input {i}")
+
+
+BROADCASTS = [
+    ((2, 3), (2, 3)),
+    ((2, 3), (3,)),
+    ((3,), (2, 3)),
+    ((2, 3), (1, 3)),
+    ((2, 1), (2, 3)),
+    ((2, 1), (1, 3)),
+    ((4, 1, 3), (2, 1)),
+    ((1, 2, 1), (3, 1, 4)),
+    ((), (2, 3)),
+    ((2, 3), ()),
+]
+BINARY = {
+    "add": lambda a, b: a + b,
+    "sub": lambda a, b: a - b,
+    "mul": lambda a, b: a * b,
+    "div": lambda a, b: a / b,
+}
+
+
+@pytest.mark.parametrize("op", BINARY)
+@pytest.mark.parametrize("shapes", BROADCASTS, ids=str)
+def test_broadcasting_binary_ops(op, shapes):
+    rng = np.random.default_rng(1)
+    arrays = [rng.uniform(0.5, 2, s) for s in shapes]
+    tensor_case(BINARY[op], arrays)
+
+
+UNARY = {
+    "exp": (lambda a: a.exp(), -2, 2),
+    "log": (lambda a: a.log(), 0.1, 3),
+    "relu": (lambda a: a.relu(), -2, 2),
+    "tanh": (lambda a: a.tanh(), -3, 3),
+    "neg": (lambda a: -a, -2, 2),
+    "pow 3": (lambda a: a**3, -2, 2),
+    "pow -2": (lambda a: a**-2, 0.5, 2),
+    "pow 0.5": (lambda a: a**0.5, 0.1, 2),
+    "rsub rdiv radd rmul": (lambda a: 1 - 2 / a + (3 + a) * 0.5, 0.5, 2),
+    "a * a": (lambda a: a * a, -2, 2),
+    "a + a": (lambda a: a + a, -2, 2),
+    "reused": (lambda a: (lambda e: e * e.exp() + e)(a.tanh() * 2), -2, 2),
+}
+
+
+@pytest.mark.parametrize("op", UNARY)
+def test_unary_ops(op):
+    f, low, high = UNARY[op]
+    tensor_case(f, [np.random.default_rng(2).uniform(low, high, (3, 4))])
+
+
+REDUCTIONS = [
+    ("sum", lambda a: a.sum(), lambda a: a.sum()),
+    ("mean", lambda a: a.mean(), lambda a: a.mean()),
+    *[
+        (f"{name} axis={axis} keepdims={keep}", *fs)
+        for axis in (0, 1, 2, -1, (0, 2), (1, 2))
+        for keep in (False, True)
+        for name, fs in {
+            "sum": (
+                lambda a, ax=axis, k=keep: a.sum(axis=ax, keepdims=k),
+                lambda a, ax=axis, k=keep: a.sum(dim=ax, keepdim=k),
+            ),
+            "mean": (
+                lambda a, ax=axis, k=keep: a.mean(axis=ax, keepdims=k),
+                lambda a, ax=axis, k=keep: a.mean(dim=ax, keepdim=k),
+            ),
+        }.items()
+    ],
+    ("reshape", lambda a: a.reshape(4, 6), lambda a: a.reshape(4, 6)),
+    ("reshape -1", lambda a: a.reshape(-1, 2), lambda a: a.reshape(-1, 2)),
+    ("transpose 0 2", lambda a: a.transpose(0, 2), lambda a: a.transpose(0, 2)),
+    ("transpose -1 -2", lambda a: a.transpose(-1, -2), lambda a: a.transpose(-1, -2)),
+]
+
+
+@pytest.mark.parametrize("name, ours, theirs", REDUCTIONS, ids=[r[0] for r in REDUCTIONS])
+def test_reductions_and_shapes(name, ours, theirs):
+    a = np.random.default_rng(3).standard_normal((2, 3, 4))
+    x = E.Tensor(a.copy(), requires_grad=True)
+    t = leaf(a)
+    out, ref = ours(x), theirs(t)
+    close(out.data, ref, f"{name}: value")
+    g = np.random.default_rng(4).standard_normal(ref.shape)
+    out.backward(g)
+    ref.backward(torch.from_numpy(g))
+    close(x.grad, t.grad, f"{name}: grad")
+
+
+@pytest.mark.parametrize(
+    "shapes", [((3, 4), (4, 2)), ((2, 3, 4), (4, 5)), ((3, 4), (2, 4, 5)), ((2, 3, 4), (2, 4, 1))]
+)
+def test_matmul(shapes):
+    rng = np.random.default_rng(5)
+    tensor_case(lambda a, b: a @ b, [rng.standard_normal(s) for s in shapes])
+
+
+def test_log_softmax_and_cross_entropy_are_stable():
+    logits = np.array([[1000.0, 0.0, -1000.0], [-1000.0, -999.0, -1001.0], [0.1, 0.2, 0.3]])
+    targets = np.array([0, 2, 1])
+    tensor_case(E.log_softmax, [logits], theirs=lambda t: F.log_softmax(t, dim=-1))
+    x = E.Tensor(logits.copy(), requires_grad=True)
+    loss = E.cross_entropy(x, targets)
+    loss.backward()
+    t = leaf(logits)
+    ref = F.cross_entropy(t, torch.from_numpy(targets))
+    ref.backward()
+    close(loss.data, ref, "cross_entropy")
+    close(x.grad, t.grad, "grad of cross_entropy")
+
+
+def test_deep_tensor_chain():
+    x = E.Tensor(np.ones(3), requires_grad=True)
+    y = x
+    for _ in range(20_000):
+        y = y * 1.0001
+    y.sum().backward()
+    close(x.grad, np.full(3, 1.0001**20_000), "a chain of 20,000 products")
+
+
+def test_backward_of_a_non_scalar_needs_a_gradient():
+    x = E.Tensor(np.ones(3), requires_grad=True)
+    with pytest.raises(RuntimeError, match="only for scalar outputs"):
+        (x * 2).backward()
+    with pytest.raises(RuntimeError, match="only for scalar outputs"):
+        torch.ones(3, requires_grad=True).mul(2).backward()
+
+
+def test_constants_get_no_gradient_and_leaves_accumulate():
+    x = E.Tensor(np.ones((2, 3)), requires_grad=True)
+    c = E.Tensor(np.full(3, 2.0))
+    for _ in range(2):
+        (x * c).sum().backward()
+    assert c.grad is None, "a tensor without requires_grad got a grad"
+    close(x.grad, np.full((2, 3), 4.0), "two backward calls add up")
+
+
+def test_float32_stays_float32():
+    x = E.Tensor(np.ones((2, 3), np.float32), requires_grad=True)
+    w = E.Tensor(np.ones((3, 4), np.float32), requires_grad=True)
+    out = E.cross_entropy(((x * 2 + 1) @ w).tanh(), np.array([0, 3]))
+    out.backward()
+    assert out.dtype == np.float32 and x.grad.dtype == np.float32, (out.dtype, x.grad.dtype)
+
+
+def test_training_steps_match_torch():
+    """Ten SGD steps of a small MLP follow torch's losses and weights to 1e-10."""
+    rng = np.random.default_rng(6)
+    model = E.MLP([20, 16, 5], rng, np.float64)
+    optimizer = E.SGD(model.parameters(), lr=0.1, momentum=0.9)
+    layers = [torch.nn.Linear(20, 16), torch.nn.ReLU(), torch.nn.Linear(16, 5)]
+    reference = torch.nn.Sequential(*layers).double()
+    with torch.no_grad():
+        for p, q in zip(model.parameters(), reference.parameters(), strict=False):
+            q.copy_(torch.from_numpy(p.data))
+    torch_optimizer = torch.optim.SGD(reference.parameters(), lr=0.1, momentum=0.9)
+    for step in range(10):
+        x, y = rng.standard_normal((32, 20)), rng.integers(0, 5, 32)
+        loss = E.cross_entropy(model(E.Tensor(x)), y)
+        optimizer.zero_grad()
+        loss.backward()
+        optimizer.step()
+        ref = F.cross_entropy(reference(torch.from_numpy(x)), torch.from_numpy(y))
+        torch_optimizer.zero_grad()
+        ref.backward()
+        torch_optimizer.step()
+        close(loss.data, ref, f"loss at step {step}")
+    for p, q in zip(model.parameters(), reference.parameters(), strict=False):
+        close(p.data, q, "weights after 10 steps")

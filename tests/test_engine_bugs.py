@@ -1,0 +1,391 @@
+"""The checks of Chapter 4 can fail: wrong backward rules, injected one at a time, are caught.
+
+Each bug replaces one method or function of the reference engine (loaded from
+solutions/engine.md) with a plausible mistake; the learner-facing check for that exercise
+must then report ✗. The unchanged reference must pass every check, and a stub that raises
+``NotImplementedError`` must be reported as "not done yet".
+"""
+
+import math
+
+import numpy as np
+import pytest
+
+from course.checks import engine as checks
+from tests.notebook_module import engine
+
+E = engine()
+
+
+@pytest.fixture(autouse=True)
+def learner_mode(monkeypatch):
+    """Checks only print (no COURSE_CHECKS), as in a learner's notebook."""
+    monkeypatch.delenv("COURSE_CHECKS", raising=False)
+
+
+def run_check(name, module=E):
+    """Run the check called ``name`` on the engine in ``module``; return its verdict."""
+    m = module
+    return {
+        "add_mul": lambda: checks.check_value_add_mul(m.Value),
+        "topo": lambda: checks.check_topological_order(m.topological_order, m.Value),
+        "backward": lambda: checks.check_value_backward(m.Value),
+        "unary": lambda: checks.check_value_unary(m.Value),
+        "unbroadcast": lambda: checks.check_unbroadcast(m.unbroadcast),
+        "elementwise": lambda: checks.check_tensor_elementwise(m.Tensor),
+        "shapes": lambda: checks.check_tensor_shapes(m.Tensor),
+        "cross_entropy": lambda: checks.check_cross_entropy(
+            m.log_softmax, m.cross_entropy, m.Tensor
+        ),
+        "mlp_sgd": lambda: checks.check_mlp_sgd(m.MLP, m.SGD, m.Tensor),
+        "side_by_side": lambda: checks.check_matches_torch(
+            small_first_steps, m.cross_entropy, m.Tensor
+        ),
+    }[name]()
+
+
+def small_first_steps(dtype):
+    rng = np.random.default_rng(0)
+    model = E.MLP([12, 8, 3], rng, dtype)
+    optimizer = E.SGD(model.parameters(), lr=0.1, momentum=0.9)
+    batches = [
+        (rng.standard_normal((16, 12)).astype(dtype), rng.integers(0, 3, 16)) for _ in range(5)
+    ]
+    return model, optimizer, batches
+
+
+def scalar_op(data, local_grads, op="?"):
+    """A Value op whose backward adds ``local_grads(self, other, out)`` into each input."""
+
+    def method(self, other=None):
+        inputs = (
+            (self,)
+            if other is None
+            else (self, other if isinstance(other, E.Value) else E.Value(other))
+        )
+        out = E.Value(data(*(v.data for v in inputs)), inputs, op)
+
+        def _backward():
+            for v, g in zip(inputs, local_grads(*inputs, out), strict=False):
+                v.grad += g
+
+        out._backward = _backward
+        return out
+
+    return method
+
+
+def tensor_op(data, local_grads, arity=1, op="?"):
+    """A Tensor op on ``arity`` tensors (then plain arguments, e.g. axes); ``local_grads``
+    returns the gradient of each input, already reduced to its shape."""
+
+    def method(self, *args):
+        inputs = (self, *(self._wrap(a) for a in args[: arity - 1]))
+        extra = args[arity - 1 :]
+        out = E.Tensor._node(data(*(t.data for t in inputs), *extra), inputs, op)
+
+        def _backward():
+            for t, g in zip(inputs, local_grads(*inputs, out, *extra), strict=False):
+                if t.requires_grad:
+                    t.grad += g
+
+        out._backward = _backward
+        return out
+
+    return method
+
+
+def overwriting_add(self, other):
+    other = other if isinstance(other, E.Value) else E.Value(other)
+    out = E.Value(self.data + other.data, (self, other), "+")
+
+    def _backward():
+        self.grad = out.grad
+        other.grad = out.grad
+
+    out._backward = _backward
+    return out
+
+
+def recursive_topological_order(root):
+    order, seen = [], set()
+
+    def visit(node):
+        if node not in seen:
+            seen.add(node)
+            for child in node._prev:
+                visit(child)
+            order.append(node)
+
+    visit(root)
+    return order
+
+
+def micrograd_backward(self):
+    """Never resets intermediate grads: a second call sends them on twice."""
+    order = E.topological_order(self)
+    self.grad = 1.0
+    for node in reversed(order):
+        node._backward()
+
+
+def forward_order_backward(self):
+    order = E.topological_order(self)
+    for node in order:
+        node.grad = 0.0 if node._prev else node.grad
+    self.grad = 1.0
+    for node in order:
+        node._backward()
+
+
+def naive_sigmoid(self):
+    s = 1 / (1 + math.exp(-self.data))
+    return scalar_op(lambda x: s, lambda a, out: [s * (1 - s) * out.grad], "sigmoid")(self)
+
+
+def leading_axes_only(grad, shape):
+    return grad.sum(axis=tuple(range(grad.ndim - len(shape))))
+
+
+def unshifted_log_softmax(x):
+    return x - x.exp().sum(axis=-1, keepdims=True).log()
+
+
+def summed_cross_entropy(logits, targets):
+    one_hot = np.eye(logits.shape[-1])[targets]
+    return -(E.log_softmax(logits) * one_hot).sum()
+
+
+def dampened_step(self):
+    for p, v in zip(self.parameters, self.velocities, strict=False):
+        v *= self.momentum
+        v += (1 - self.momentum) * p.grad
+        p.data -= self.lr * v
+
+
+def transposed_linear_init(self, in_features, out_features, rng, dtype=np.float32):
+    bound = 1 / math.sqrt(in_features)
+    self.weight = E.Tensor(
+        rng.uniform(-bound, bound, (in_features, out_features)).astype(dtype), True
+    )
+    self.bias = E.Tensor(rng.uniform(-bound, bound, out_features).astype(dtype), True)
+
+
+def normal_linear_init(self, in_features, out_features, rng, dtype=np.float32):
+    self.weight = E.Tensor(rng.standard_normal((out_features, in_features)).astype(dtype), True)
+    self.bias = E.Tensor(np.zeros(out_features, dtype), True)
+
+
+def unguarded_add(self, other):
+    other = self._wrap(other)
+    out = E.Tensor._node(self.data + other.data, (self, other), "+")
+
+    def _backward():
+        self.grad += E.unbroadcast(out.grad, self.shape)
+        other.grad += E.unbroadcast(out.grad, other.shape)
+
+    out._backward = _backward
+    return out
+
+
+def assigning_relu(self):
+    out = E.Tensor._node(np.maximum(self.data, 0), (self,), "relu")
+
+    def _backward():
+        self.grad = out.grad * (self.data > 0)
+
+    out._backward = _backward
+    return out
+
+
+def unexpanded_sum(self, axis=None, keepdims=False):
+    out = E.Tensor._node(self.data.sum(axis=axis, keepdims=keepdims), (self,), "sum")
+
+    def _backward():
+        self.grad += out.grad
+
+    out._backward = _backward
+    return out
+
+
+BUGS = {
+    # Value
+    "mul drops the other factor": (
+        "add_mul",
+        E.Value,
+        "__mul__",
+        scalar_op(lambda a, b: a * b, lambda a, b, out: [out.grad, out.grad]),
+    ),
+    "mul swaps the factors": (
+        "add_mul",
+        E.Value,
+        "__mul__",
+        scalar_op(lambda a, b: a * b, lambda a, b, out: [a.data * out.grad, b.data * out.grad]),
+    ),
+    "add overwrites grads": ("add_mul", E.Value, "__add__", overwriting_add),
+    "add forgets the chain rule": (
+        "add_mul",
+        E.Value,
+        "__add__",
+        scalar_op(lambda a, b: a + b, lambda a, b, out: [1.0, 1.0]),
+    ),
+    "recursive topological order": ("topo", E, "topological_order", recursive_topological_order),
+    "topological order reversed": (
+        "topo",
+        E,
+        "topological_order",
+        lambda root: recursive_topological_order(root)[::-1],
+    ),
+    "backward never resets intermediates": ("backward", E.Value, "backward", micrograd_backward),
+    "backward in forward order": ("backward", E.Value, "backward", forward_order_backward),
+    "Value tanh uses the input": (
+        "unary",
+        E.Value,
+        "tanh",
+        scalar_op(math.tanh, lambda a, out: [(1 - a.data**2) * out.grad]),
+    ),
+    "log multiplies": (
+        "unary",
+        E.Value,
+        "log",
+        scalar_op(math.log, lambda a, out: [a.data * out.grad]),
+    ),
+    "pow off by one": (
+        "unary",
+        E.Value,
+        "__pow__",
+        scalar_op(lambda a, k: a**k, lambda a, k, out: [k.data * a.data**k.data * out.grad, 0]),
+    ),
+    "exp drops out.grad": ("unary", E.Value, "exp", scalar_op(math.exp, lambda a, out: [out.data])),
+    "relu passes everything": (
+        "unary",
+        E.Value,
+        "relu",
+        scalar_op(lambda a: max(a, 0.0), lambda a, out: [out.grad]),
+    ),
+    "sigmoid overflows": ("unary", E.Value, "sigmoid", naive_sigmoid),
+    # Tensor
+    "unbroadcast forgets size-1 axes": ("unbroadcast", E, "unbroadcast", leading_axes_only),
+    "add without unbroadcast": (
+        "elementwise",
+        E.Tensor,
+        "__add__",
+        tensor_op(np.add, lambda a, b, out: [out.grad, out.grad], 2),
+    ),
+    "mul without unbroadcast": (
+        "elementwise",
+        E.Tensor,
+        "__mul__",
+        tensor_op(np.multiply, lambda a, b, out: [out.grad * b.data, out.grad * a.data], 2),
+    ),
+    "mul drops a factor": (
+        "elementwise",
+        E.Tensor,
+        "__mul__",
+        tensor_op(
+            np.multiply,
+            lambda a, b, out: [E.unbroadcast(out.grad, a.shape), E.unbroadcast(out.grad, b.shape)],
+            2,
+        ),
+    ),
+    "add ignores requires_grad": ("elementwise", E.Tensor, "__add__", unguarded_add),
+    "relu assigns instead of accumulating": ("elementwise", E.Tensor, "relu", assigning_relu),
+    "Tensor tanh uses the input": (
+        "elementwise",
+        E.Tensor,
+        "tanh",
+        tensor_op(np.tanh, lambda a, out: [out.grad * (1 - a.data**2)]),
+    ),
+    "matmul forgets to unbroadcast": (
+        "shapes",
+        E.Tensor,
+        "__matmul__",
+        tensor_op(
+            np.matmul,
+            lambda a, b, out: [
+                E.unbroadcast(out.grad @ b.data.swapaxes(-1, -2), a.shape),
+                a.data.swapaxes(-1, -2) @ out.grad,
+            ],
+            2,
+        ),
+    ),
+    "sum forgets the reduced axes": ("shapes", E.Tensor, "sum", unexpanded_sum),
+    "transpose backward not swapped": (
+        "shapes",
+        E.Tensor,
+        "transpose",
+        tensor_op(
+            lambda a, d0, d1: a.swapaxes(d0, d1),
+            lambda a, out, d0, d1: [out.grad.reshape(a.shape)],
+            1,
+        ),
+    ),
+    "log_softmax without the max shift": ("cross_entropy", E, "log_softmax", unshifted_log_softmax),
+    "cross_entropy sums over the batch": (
+        "cross_entropy",
+        E,
+        "cross_entropy",
+        summed_cross_entropy,
+    ),
+    "SGD dampens the gradient": ("mlp_sgd", E.SGD, "step", dampened_step),
+    "Linear weight as (in, out)": ("mlp_sgd", E.Linear, "__init__", transposed_linear_init),
+    "Linear weights from a standard normal": ("mlp_sgd", E.Linear, "__init__", normal_linear_init),
+    "side by side: cross_entropy sums": ("side_by_side", E, "cross_entropy", summed_cross_entropy),
+}
+
+
+@pytest.mark.filterwarnings("ignore::RuntimeWarning")  # exp overflows without the max shift
+@pytest.mark.parametrize("bug", BUGS)
+def test_check_catches_injected_bug(bug, monkeypatch, capsys):
+    name, owner, attribute, replacement = BUGS[bug]
+    monkeypatch.setattr(owner, attribute, replacement)
+    verdict = run_check(name)
+    out = capsys.readouterr().out
+    assert verdict.status == "fail", f"check {name!r} did not catch {bug!r}: {out}"
+    assert out.startswith("✗"), out
+
+
+CHECKS = [
+    "add_mul",
+    "topo",
+    "backward",
+    "unary",
+    "unbroadcast",
+    "elementwise",
+    "shapes",
+    "cross_entropy",
+    "mlp_sgd",
+    "side_by_side",
+]
+
+
+@pytest.mark.parametrize("name", CHECKS)
+def test_reference_passes(name, capsys):
+    verdict = run_check(name)
+    assert verdict.passed, capsys.readouterr().out
+
+
+STUBS = {
+    "add_mul": (E.Value, "__mul__"),
+    "topo": (E, "topological_order"),
+    "backward": (E.Value, "backward"),
+    "unary": (E.Value, "exp"),
+    "unbroadcast": (E, "unbroadcast"),
+    "elementwise": (E.Tensor, "__add__"),
+    "shapes": (E.Tensor, "__matmul__"),
+    "cross_entropy": (E, "log_softmax"),
+    "mlp_sgd": (E.SGD, "step"),
+    "side_by_side": (E.Linear, "__init__"),
+}
+
+
+@pytest.mark.parametrize("name", STUBS)
+def test_stub_is_not_done_yet(name, monkeypatch, capsys):
+    def stub(*args, **kwargs):
+        raise NotImplementedError("Exercise 4.x is not done yet")
+
+    owner, attribute = STUBS[name]
+    monkeypatch.setattr(owner, attribute, stub)
+    verdict = run_check(name)
+    assert verdict.status == "todo", capsys.readouterr().out
+    assert "not done yet" in capsys.readouterr().out or verdict.message.startswith("not done yet")

@@ -1,0 +1,78 @@
+"""The shared figures draw what their docstrings promise, from tensors on any device."""
+
+import matplotlib
+
+matplotlib.use("Agg")
+
+import matplotlib.pyplot as plt  # noqa: E402
+import pytest  # noqa: E402
+import torch  # noqa: E402
+from matplotlib.colors import to_hex  # noqa: E402
+
+from course.plots import plot_confusion, plot_digits, plot_history, plot_probabilities  # noqa: E402
+
+
+@pytest.fixture
+def close_figures():
+    yield
+    plt.close("all")
+
+
+def test_plot_digits_titles_each_image_and_hides_spare_axes(close_figures):
+    images = torch.rand(10, 1, 28, 28)
+    fig = plot_digits(images, [str(i) for i in range(10)], ncols=4, suptitle="ten digits")
+    axes = fig.axes
+    assert len(axes) == 12, f"10 images in rows of 4 need 3 rows of axes, got {len(axes)}"
+    assert [ax.get_title() for ax in axes[:10]] == [str(i) for i in range(10)]
+    assert all(not ax.images for ax in axes[10:]), "spare axes must stay empty"
+    assert fig.get_suptitle() == "ten digits"
+
+
+def test_plot_digits_needs_one_title_per_image(close_figures):
+    with pytest.raises(ValueError):
+        plot_digits(torch.rand(3, 28, 28), ["a", "b"])
+
+
+def bar_colors(ax) -> list[str]:
+    return [to_hex(bar.get_facecolor()) for bar in ax.patches]
+
+
+def test_plot_probabilities_marks_label_and_wrong_guess(close_figures):
+    probabilities = torch.full((2, 10), 0.05)
+    probabilities[0, 3] = 0.55  # right: label 3
+    probabilities[1, 8] = 0.55  # wrong: label 1, guess 8
+    fig = plot_probabilities(torch.rand(2, 1, 28, 28), probabilities, torch.tensor([3, 1]))
+    (image0, bars0), (image1, bars1) = fig.axes[0:2], fig.axes[2:4]
+    green, red, gray = to_hex("tab:green"), to_hex("tab:red"), to_hex("tab:gray")
+    assert bar_colors(bars0) == [gray] * 3 + [green] + [gray] * 6
+    assert bar_colors(bars1) == [gray] + [green] + [gray] * 6 + [red, gray]
+    heights = torch.tensor([b.get_height() for b in bars1.patches], dtype=torch.float32)
+    assert torch.equal(heights, probabilities[1]), (
+        f"bar heights {heights} are not the probabilities"
+    )
+    assert image0.get_title() == "label 3" and image1.get_title() == "label 1"
+    assert bars1.get_title() == "guess 8 with probability 0.55"
+
+
+def test_plot_history_plots_every_step_and_epoch(close_figures):
+    history = {
+        "loss": [2.0 / (1 + i) for i in range(100)],
+        "train_accuracy": [0.9, 0.95],
+        "test_accuracy": [0.89, 0.93],
+    }
+    fig = plot_history(history)
+    left, right = fig.axes
+    raw, smooth = left.lines
+    assert len(raw.get_xdata()) == 100 and raw.get_xdata()[-1] == pytest.approx(2.0)
+    assert len(smooth.get_xdata()) == 100 - 5 + 1, "a running mean over 5 steps (10 per epoch)"
+    assert [list(line.get_ydata()) for line in right.lines] == [[90, 95], [89, 93]]
+    assert left.get_yscale() == "log"
+
+
+def test_plot_confusion_writes_every_nonzero_count(close_figures):
+    matrix = torch.diag(torch.full((10,), 100))
+    matrix[4, 9] = 7
+    fig = plot_confusion(matrix)
+    texts = {(t.get_position(), t.get_text()) for t in fig.axes[0].texts}
+    assert len(texts) == 11, "ten diagonal counts and one mistake"
+    assert ((9, 4), "7") in texts, "the count of true 4 read as 9 sits in row 4, column 9"
