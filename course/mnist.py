@@ -14,20 +14,21 @@ computes them)."""
 
 
 def to_tensors(dataset, mean: float = MEAN, std: float = STD, device="cpu"):
-    """All of a torchvision MNIST dataset as ``(images, labels)`` on ``device``.
+    """A whole torchvision MNIST dataset as ``(images, labels)`` on ``device``.
 
-    ``images`` is float32 of shape ``(N, 1, 28, 28)``, equal to what ``ToTensor()`` then
-    ``Normalize((mean,), (std,))`` give for each image; ``labels`` is int64 of shape ``(N,)``.
+    ``images``: float32, shape ``(N, 1, 28, 28)``, equal to what ``ToTensor()``
+    then ``Normalize((mean,), (std,))`` give for each image one at a time.
+    ``labels``: int64, shape ``(N,)``.
     """
     images = dataset.data.to(device).unsqueeze(1).float().div(255)
     return (images - mean) / std, dataset.targets.to(device)
 
 
-def batches(images, labels, batch_size: int, generator: torch.Generator | None = None):
-    """Yield shuffled ``(images, labels)`` minibatches covering the data once (one epoch).
+def batches(images, labels, batch_size: int, generator=None):
+    """Yield shuffled ``(images, labels)`` minibatches: one epoch.
 
-    The order comes from ``torch.randperm`` with ``generator`` (a CPU generator), so a
-    seeded generator gives the same batches on every device.
+    The order comes from ``torch.randperm`` with ``generator``, a CPU
+    ``torch.Generator``: seeded, it gives the same batches on every device.
     """
     order = torch.randperm(len(labels), generator=generator).to(labels.device)
     for start in range(0, len(order), batch_size):

@@ -69,8 +69,8 @@ def check(task: str, body: Callable[[], str], hint: str = "") -> Verdict:
         verdict = Verdict(
             task,
             "todo",
-            "not done yet. Replace the `raise NotImplementedError(...)` line with your "
-            "code, run that cell, then run this check again.",
+            "not done yet.\n  Replace the `raise NotImplementedError(...)` line with "
+            "your code,\n  run that cell, then run this check again.",
         )
     except Mismatch as error:
         verdict = Verdict(task, "fail", _with_hint(str(error), hint))
