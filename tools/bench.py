@@ -79,8 +79,102 @@ def matmul_gflops(runs: int, dtype=torch.float32, n: int = 2048) -> dict:
     return repeat(once, runs)
 
 
+def mnist_arrays():
+    """MNIST as standardised float32 rows and integer labels, via torchvision (offline)."""
+    import torchvision
+
+    from course.data import check_mnist
+
+    root = check_mnist()
+    sets = [torchvision.datasets.MNIST(root, train=t, download=True) for t in (True, False)]
+    return [(s.data, s.targets.numpy()) for s in sets]
+
+
+def bench_engine(runs: int) -> dict:
+    """The reference mini-autograd (from solutions/engine.md) beside torch on the CPU."""
+    import contextlib
+    import io
+
+    import numpy as np
+
+    from course.checks.engine import compare_step_time
+    from tests.notebook_module import engine
+
+    E = engine()
+    (train_images, y_train), (test_images, y_test) = mnist_arrays()
+    X_train, X_test = E.standardise(train_images), E.standardise(test_images)
+
+    def first_steps(dtype):
+        model = E.MLP([784, 128, 10], np.random.default_rng(0), dtype)
+        optimizer = E.SGD(model.parameters(), lr=0.1, momentum=0.9)
+        batches = np.arange(20 * 128).reshape(20, 128)
+        return model, optimizer, [(X_train[b].astype(dtype), y_train[b]) for b in batches]
+
+    ratios = []
+    for _ in range(runs):
+        with contextlib.redirect_stdout(io.StringIO()):
+            ratios.append(compare_step_time(first_steps, E.cross_entropy, E.Tensor))
+    results = {
+        f"engine step / torch step, {dtype} (784-128-10, batch 128)": stats(
+            [r[dtype] for r in ratios]
+        )
+        for dtype in ("float32", "float64")
+    }
+
+    model, optimizer, batches = first_steps(np.float32)
+
+    def tensor_step() -> float:
+        x, y = batches[0]
+        start = time.perf_counter()
+        loss = E.cross_entropy(model(E.Tensor(x)), y)
+        optimizer.zero_grad()
+        loss.backward()
+        optimizer.step()
+        return (time.perf_counter() - start) / len(x)
+
+    per_example = repeat(tensor_step, runs)
+    results["tensor engine, one example's step (ms)"] = scaled(per_example, 1e3)
+    scalar = repeat(lambda: scalar_example_step(E.Value, X_train[0], int(y_train[0])), 3)
+    results["scalar engine, one example's step (ms)"] = scaled(scalar, 1e3)
+    results["scalar / tensor engine, per example"] = stats(
+        [scalar["median"] / per_example["median"]]
+    )
+
+    start = time.perf_counter()
+    rng = np.random.default_rng(0)
+    model = E.MLP([784, 128, 10], rng)
+    E.fit(model, E.SGD(model.parameters(), lr=0.05, momentum=0.9), X_train, y_train, 5, 128, rng)
+    results["engine: 5 epochs of MNIST (s)"] = stats([time.perf_counter() - start])
+    results["engine: MNIST test accuracy (%)"] = stats([100 * E.accuracy(model, X_test, y_test)])
+    return results
+
+
+def scaled(s: dict, factor: float) -> dict:
+    return {k: v * factor if k != "n" else v for k, v in s.items()}
+
+
+def scalar_example_step(Value, x, label: int, hidden: int = 128) -> float:
+    """Seconds for one example through a 784-hidden-10 MLP of scalar ``Value``s, with backward.
+
+    Softmax cross-entropy in scalars: loss = log(sum(exp(z))) - z[label].
+    """
+    import numpy as np
+
+    rng = np.random.default_rng(0)
+    w1 = [[Value(w) for w in row] for row in rng.normal(0, 0.03, (hidden, 784))]
+    w2 = [[Value(w) for w in row] for row in rng.normal(0, 0.1, (10, hidden))]
+    start = time.perf_counter()
+    inputs = [float(v) for v in x]
+    h = [sum((w * v for w, v in zip(row, inputs, strict=True)), Value(0.0)).relu() for row in w1]
+    z = [sum((w * v for w, v in zip(row, h, strict=True)), Value(0.0)) for row in w2]
+    loss = sum((zi.exp() for zi in z), Value(0.0)).log() - z[label]
+    loss.backward()
+    return time.perf_counter() - start
+
+
 SECTIONS: dict[str, Callable[[argparse.Namespace], dict]] = {
     "book": lambda args: bench_book(args.runs, args.with_test),
+    "engine": lambda args: bench_engine(args.runs),
 }
 
 
