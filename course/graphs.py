@@ -141,3 +141,27 @@ def draw_torch_graph(tensor, *, ax=None, title: str | None = None) -> Figure:
             "was computed from tensors that do not require grad (or under torch.no_grad())"
         )
     return draw_graph(tensor.grad_fn, torch_graph_children, torch_graph_label, ax=ax, title=title)
+
+
+def draw_path_tree(
+    root,
+    children: Callable[[object], Iterable],
+    label: Callable[[tuple], str],
+    *,
+    ax=None,
+    title: str | None = None,
+) -> Figure:
+    """Draw the graph below ``root`` unfolded into its tree of paths: the chain rule's picture.
+
+    Every path from ``root`` down to a node gets its own box, so a node reached by two
+    paths is drawn twice (the chain rule sums one product per path). ``label(path)``
+    receives the path as a tuple of nodes from ``root`` to the node. The number of paths
+    can grow exponentially with depth: meant for small graphs.
+    """
+    return draw_graph(
+        (root,),
+        lambda path: [(*path, child) for child in children(path[-1])],
+        label,
+        ax=ax,
+        title=title,
+    )

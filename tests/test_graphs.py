@@ -6,6 +6,7 @@ from matplotlib.figure import Figure
 
 from course.graphs import (
     draw_graph,
+    draw_path_tree,
     draw_torch_graph,
     graph_nodes,
     layers,
@@ -58,3 +59,17 @@ def test_draw_on_a_given_axis():
 def test_leaf_has_no_graph():
     with pytest.raises(ValueError, match="no grad_fn"):
         draw_torch_graph(torch.ones(2, requires_grad=True))
+
+
+def test_path_tree_draws_a_shared_node_once_per_path():
+    s = torch.tensor(0.5, requires_grad=True)
+    z = s.sin() * s**2
+    paths = []
+    figure = draw_path_tree(
+        z.grad_fn, torch_graph_children, lambda p: paths.append(p) or torch_graph_label(p[-1])
+    )
+    leaves = [p for p in paths if type(p[-1]).__name__ == "AccumulateGrad"]
+    assert len(leaves) == 2, "s is reached through sin and through pow: two paths, two boxes"
+    assert leaves[0][-1] is leaves[1][-1], "both boxes stand for the same live node"
+    assert all(p[0] is z.grad_fn for p in paths), "every path starts at the root"
+    assert len(figure.axes[0].texts) == 5
