@@ -149,6 +149,84 @@ def bench_engine(runs: int) -> dict:
     return results
 
 
+def bench_mnist(runs: int, batches_per_run: int = 150) -> dict:
+    """Chapter 2's speed lesson: a per-sample DataLoader against tensors in memory.
+
+    Same network as the chapter (784-512-10 MLP, Adam), one thread as in the chapter.
+    The FLOP floor is the epoch's multiply-adds (forward, and backward at twice the
+    forward) at this machine's measured matmul rate.
+    """
+    import torchvision
+    from torch import nn
+    from torchvision import transforms
+
+    from course.data import check_mnist
+    from course.mnist import MEAN, STD, batches, to_tensors
+
+    torch.set_num_threads(1)
+    root = check_mnist()
+    transform = transforms.Compose([transforms.ToTensor(), transforms.Normalize((MEAN,), (STD,))])
+    train_set = torchvision.datasets.MNIST(root, train=True, download=True, transform=transform)
+    test_set = torchvision.datasets.MNIST(root, train=False, download=True)
+
+    def net():
+        return nn.Sequential(nn.Flatten(), nn.Linear(784, 512), nn.ReLU(), nn.Linear(512, 10))
+
+    def throughput(source) -> float:
+        model = net()
+        optimizer = torch.optim.Adam(model.parameters(), lr=1e-3)
+        start, seen = time.perf_counter(), 0
+        for step, (x, y) in enumerate(source):
+            if step == batches_per_run:
+                break
+            loss = nn.functional.cross_entropy(model(x), y)
+            optimizer.zero_grad()
+            loss.backward()
+            optimizer.step()
+            seen += len(y)
+        return seen / (time.perf_counter() - start)
+
+    generator = torch.Generator().manual_seed(0)
+    loader = torch.utils.data.DataLoader(
+        train_set, batch_size=64, shuffle=True, generator=generator
+    )
+    images, labels = to_tensors(train_set)
+    per_sample = repeat(lambda: throughput(loader), runs)
+    in_memory = repeat(lambda: throughput(batches(images, labels, 64, generator)), runs)
+    results = {
+        "DataLoader + transforms, batch 64 (examples/s)": per_sample,
+        "in memory, batch 64 (examples/s)": in_memory,
+        "in memory / DataLoader speed-up": stats([in_memory["median"] / per_sample["median"]]),
+    }
+
+    model = net()
+    epochs, batch_size = 5, 128
+    optimizer = torch.optim.Adam(model.parameters(), lr=3e-3)
+    steps = epochs * -(-len(labels) // batch_size)
+    scheduler = torch.optim.lr_scheduler.OneCycleLR(optimizer, max_lr=3e-3, total_steps=steps)
+    epoch_times = []
+    for _ in range(epochs):
+        start = time.perf_counter()
+        for x, y in batches(images, labels, batch_size, generator):
+            loss = nn.functional.cross_entropy(model(x), y)
+            optimizer.zero_grad()
+            loss.backward()
+            optimizer.step()
+            scheduler.step()
+        epoch_times.append(time.perf_counter() - start)
+    test_images, test_labels = to_tensors(test_set)
+    with torch.no_grad():
+        correct = (model(test_images).argmax(dim=1) == test_labels).sum().item()
+    results["in memory, batch 128: one epoch (s)"] = stats(epoch_times)
+    results["in memory, 5 epochs: test accuracy (%)"] = stats([100 * correct / len(test_labels)])
+    gflops = matmul_gflops(runs)
+    flops_per_epoch = 3 * 2 * (784 * 512 + 512 * 10) * len(labels)
+    floor = flops_per_epoch / (gflops["median"] * 1e9)
+    results["matmul rate, 1 thread (GFLOP/s)"] = gflops
+    results["epoch time / FLOP floor"] = stats([t / floor for t in epoch_times])
+    return results
+
+
 def scaled(s: dict, factor: float) -> dict:
     return {k: v * factor if k != "n" else v for k, v in s.items()}
 
@@ -174,8 +252,13 @@ def scalar_example_step(Value, x, label: int, hidden: int = 128) -> float:
 
 SECTIONS: dict[str, Callable[[argparse.Namespace], dict]] = {
     "book": lambda args: bench_book(args.runs, args.with_test),
+    "mnist": lambda args: bench_mnist(args.runs),
     "engine": lambda args: bench_engine(args.runs),
 }
+
+
+def number(value: float) -> str:
+    return f"{value:,.0f}" if abs(value) >= 1000 else f"{value:.4g}"
 
 
 def table(results: dict[str, dict]) -> str:
@@ -183,7 +266,7 @@ def table(results: dict[str, dict]) -> str:
     for section, figures in results.items():
         lines.append(f"[{section}]")
         for name, s in figures.items():
-            cells = " ".join(f"{s[k]:>12,.4g}" for k in ("median", "min", "max"))
+            cells = " ".join(f"{number(s[k]):>12}" for k in ("median", "min", "max"))
             lines.append(f"  {name:<56} {cells} {s['n']:>3}")
     return "\n".join(lines)
 
