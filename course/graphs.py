@@ -9,6 +9,10 @@ several paths is drawn once: nodes are identified by identity, not by equality.
 
 from collections.abc import Callable, Hashable, Iterable
 
+# Loading pyplot in a notebook's kernel installs the inline backend, which is what makes a
+# Figure returned as a cell's value display as a PNG. The figures here are made without
+# pyplot, so a notebook shows each one once (as the cell's value), never twice.
+import matplotlib.pyplot  # noqa: F401
 from matplotlib.figure import Figure
 from matplotlib.patches import FancyArrowPatch
 
