@@ -118,3 +118,13 @@ def test_ruff_check_notebook_code(tmp_path):
     )
     report = result.stdout.replace(str(tmp_path) + "/", "")
     assert result.returncode == 0, f"ruff found problems in notebook code cells:\n{report}"
+
+
+@pytest.mark.parametrize("path", NOTEBOOKS, ids=ids(NOTEBOOKS))
+def test_no_semicolon_to_hide_output(path):
+    """A trailing `;` hides a cell's value in Jupyter, but not under nbval, whose kernel
+    keeps no history (IPython looks for the `;` there): the outputs would then differ.
+    Assign the value instead (`_ = plt.plot(...)`)."""
+    cells = [c for c in jupytext.read(path).cells if c.cell_type == "code"]
+    bad = [c.source.strip().splitlines()[-1] for c in cells if c.source.strip().endswith(";")]
+    assert not bad, f"{path.relative_to(ROOT)}: cells end with `;`: {bad}"
