@@ -1,0 +1,182 @@
+"""The checks of Chapter 3 pass right answers and catch wrong ones and stubs."""
+
+import pytest
+import torch
+
+from course.checks import MODE_ENV
+from course.checks import autograd as checks
+
+
+@pytest.fixture(autouse=True)
+def learner_mode(monkeypatch):
+    monkeypatch.delenv(MODE_ENV, raising=False)
+
+
+def stub(*args):
+    raise NotImplementedError("Exercise 3.x is not done yet")
+
+
+class StubSigmoid(torch.autograd.Function):
+    @staticmethod
+    def forward(ctx, x):
+        raise NotImplementedError("Exercise 3.5 is not done yet")
+
+    @staticmethod
+    def backward(ctx, grad_output):
+        raise NotImplementedError("Exercise 3.5 is not done yet")
+
+
+def sigmoid_function(forward, backward):
+    """A Function from a forward formula and a backward(x, grad_output) formula."""
+
+    class Sigmoid(torch.autograd.Function):
+        @staticmethod
+        def forward(ctx, x):
+            ctx.save_for_backward(x)
+            return forward(x)
+
+        @staticmethod
+        def backward(ctx, grad_output):
+            (x,) = ctx.saved_tensors
+            return backward(x, grad_output)
+
+    return Sigmoid
+
+
+def stable(x):
+    z = torch.exp(-x.abs())
+    return torch.where(x >= 0, 1 / (1 + z), z / (1 + z))
+
+
+def jacobian(f, x, *, shaped_like_x=False, retain_graph=True):
+    """One backward per output; the keyword arguments inject the two classic mistakes."""
+    y = f(x)
+    seeds = torch.eye(x.numel() if shaped_like_x else y.numel(), dtype=y.dtype)
+    shape = x.shape if shaped_like_x else y.shape
+    rows = [
+        torch.autograd.grad(y, x, seed.view(shape), retain_graph=retain_graph)[0] for seed in seeds
+    ]
+    return torch.stack(rows).view(*y.shape, *x.shape)
+
+
+def accumulating_jacobian(f, x):
+    """Wrong: backward adds into x.grad, and the rows are read without zeroing it."""
+    y = f(x)
+    rows = []
+    for seed in torch.eye(y.numel(), dtype=y.dtype):
+        y.backward(seed.view(y.shape), retain_graph=True)
+        rows.append(x.grad.clone())
+    return torch.stack(rows).view(*y.shape, *x.shape)
+
+
+def clip_hook(clip_first=False, returns_handle=True, clips=True):
+    """add_clip_hook, right by default; the keyword arguments inject mistakes."""
+
+    def add_clip_hook(t, limit, log):
+        def hook(grad):
+            clipped = grad.clamp(-limit, limit)
+            log.append(clipped if clip_first else grad.clone())
+            return clipped if clips else None
+
+        handle = t.register_hook(hook)
+        return handle if returns_handle else None
+
+    return add_clip_hook
+
+
+def vjp_tanh_by_autograd(x, v):
+    """Wrong for this exercise: asks autograd, which the check switches off."""
+    x = x.detach().requires_grad_()
+    return torch.autograd.grad(torch.tanh(x), x, v)[0]
+
+
+RIGHT = {
+    "check_vjp_tanh": lambda x, v: v / torch.cosh(x) ** 2,
+    "check_vjp_matmul": lambda A, B, V: (V @ B.mT, A.mT @ V),
+    "check_vjp_sum": lambda x, dim, v: v.unsqueeze(dim) * torch.ones_like(x),
+    "check_jacobian_by_vjps": jacobian,
+    "check_stable_sigmoid": sigmoid_function(stable, lambda x, g: g * stable(x) * stable(-x)),
+    "check_clip_hook": clip_hook(),
+}
+
+STUBS = {name: stub for name in RIGHT} | {"check_stable_sigmoid": StubSigmoid}
+
+WRONG = [
+    ("check_vjp_tanh", lambda x, v: 1 - torch.tanh(x) ** 2, "x of shape (5,)"),
+    ("check_vjp_tanh", lambda x, v: v * (1 - x**2), "largest difference"),
+    ("check_vjp_tanh", vjp_tanh_by_autograd, "your code raised RuntimeError"),
+    ("check_vjp_matmul", lambda A, B, V: (V @ B, A @ V), "your code raised RuntimeError"),
+    ("check_vjp_matmul", lambda A, B, V: (V @ B.T, V.T @ A), "grad_B: shape"),
+    ("check_vjp_matmul", lambda A, B, V: V @ B.T, "expected a tuple"),
+    ("check_vjp_sum", lambda x, dim, v: v.expand_as(x), "dim=1: your code raised"),
+    ("check_vjp_sum", lambda x, dim, v: torch.ones_like(x), "x of shape (3, 4), dim=0"),
+    (
+        "check_vjp_sum",
+        lambda x, dim, v: v.expand_as(x) if x.shape == (3, 3) else v.unsqueeze(dim).expand_as(x),
+        "x of shape (3, 3), dim=1",
+    ),
+    (
+        "check_jacobian_by_vjps",
+        lambda f, x: jacobian(f, x, shaped_like_x=True),
+        "your code raised RuntimeError",
+    ),
+    (
+        "check_jacobian_by_vjps",
+        lambda f, x: jacobian(f, x, retain_graph=False),
+        "your code raised RuntimeError",
+    ),
+    ("check_jacobian_by_vjps", accumulating_jacobian, "largest difference"),
+    (
+        "check_jacobian_by_vjps",
+        lambda f, x: jacobian(f, x).reshape(*x.shape, -1),
+        "shape: expected (2, 3), got (3, 2)",
+    ),
+    (
+        "check_jacobian_by_vjps",
+        lambda f, x: torch.stack([jacobian(f, x) for _ in range(2)])[0],
+        "number of backward passes through y: expected 2, got 4",
+    ),
+    (
+        "check_stable_sigmoid",
+        sigmoid_function(
+            lambda x: x.exp() / (1 + x.exp()), lambda x, g: g * stable(x) * stable(-x)
+        ),
+        "values",
+    ),
+    (
+        "check_stable_sigmoid",
+        sigmoid_function(stable, lambda x, g: g * (-x).exp() / (1 + (-x).exp()) ** 2),
+        "gradients",
+    ),
+    (
+        "check_stable_sigmoid",
+        sigmoid_function(stable, lambda x, g: stable(x) * stable(-x)),
+        "gradcheck on a float64 input of shape (6,): your code raised GradcheckError",
+    ),
+    ("check_stable_sigmoid", torch.sigmoid, "expected a subclass of torch.autograd.Function"),
+    ("check_clip_hook", clip_hook(clips=False), "a non-leaf h = 3 * x: x.grad with the hook"),
+    ("check_clip_hook", clip_hook(clip_first=True), "the logged gradient (before clipping)"),
+    ("check_clip_hook", clip_hook(returns_handle=False), "return the handle"),
+]
+
+
+@pytest.mark.parametrize("name", sorted(RIGHT))
+def test_right_answer_passes(name, capsys):
+    verdict = getattr(checks, name)(RIGHT[name])
+    assert verdict.passed, f"{name} rejected a right answer: {capsys.readouterr().out}"
+
+
+@pytest.mark.parametrize("name", sorted(STUBS))
+def test_stub_is_not_done_yet(name, capsys):
+    verdict = getattr(checks, name)(STUBS[name])
+    assert verdict.status == "todo", f"{name} did not report a stub as not done yet"
+    assert "not done yet" in capsys.readouterr().out
+
+
+@pytest.mark.parametrize("name, wrong, message", WRONG, ids=[f"{w[0]}-{w[2]}" for w in WRONG])
+def test_wrong_answer_fails_and_says_why(name, wrong, message, capsys):
+    verdict = getattr(checks, name)(wrong)
+    out = capsys.readouterr().out
+    assert verdict.status == "fail", f"{name} accepted a wrong answer"
+    assert message in out, f"{name}: expected {message!r} in the verdict, got:\n{out}"
+    assert "Hint:" in out, f"{name}: a failure must come with a hint"
