@@ -9,10 +9,7 @@ several paths is drawn once: nodes are identified by identity, not by equality.
 
 from collections.abc import Callable, Hashable, Iterable
 
-# Loading pyplot in a notebook's kernel installs the inline backend, which is what makes a
-# Figure returned as a cell's value display as a PNG. The figures here are made without
-# pyplot, so a notebook shows each one once (as the cell's value), never twice.
-import matplotlib.pyplot  # noqa: F401
+import matplotlib.pyplot as plt
 from matplotlib.figure import Figure
 from matplotlib.patches import FancyArrowPatch
 
@@ -54,6 +51,18 @@ def layers(root, nodes: list, edges: list[tuple]) -> list[list]:
     return rows
 
 
+def new_figure(**kwargs) -> Figure:
+    """A figure that a notebook shows once, as the value of the cell that returns it.
+
+    Made through pyplot, which in a notebook's kernel loads the inline backend (that is
+    what displays a returned figure as a PNG), then closed, so that pyplot does not show
+    it a second time at the end of the cell.
+    """
+    figure = plt.figure(**kwargs)
+    plt.close(figure)
+    return figure
+
+
 def draw_graph(
     root,
     children: Callable[[object], Iterable],
@@ -65,15 +74,14 @@ def draw_graph(
     """Draw the graph below ``root`` and return the figure it is on.
 
     ``children(node)`` gives a node's inputs and ``label(node)`` its (multi-line) text.
-    With ``ax=None`` a new figure is made (not through pyplot, so a notebook shows it
-    once, as the cell's value); otherwise the drawing goes on ``ax``.
+    With ``ax=None`` a new figure is made with :func:`new_figure`; otherwise the drawing
+    goes on ``ax``.
     """
     nodes, edges = graph_nodes(root, children)
     rows = layers(root, nodes, edges)
     width = max(len(row) for row in rows)
     if ax is None:
-        figure = Figure(figsize=(max(3.0, 2.3 * width), max(2.0, 1.3 * len(rows))))
-        ax = figure.add_subplot()
+        ax = new_figure(figsize=(max(3.0, 2.3 * width), max(2.0, 1.3 * len(rows)))).add_subplot()
     users: dict[int, list] = {}
     for child, parent in edges:
         users.setdefault(id(child), []).append(parent)

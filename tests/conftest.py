@@ -248,3 +248,12 @@ def accessibility_violations(tab) -> list[str]:
 @pytest.fixture(scope="session")
 def visits(browser, server) -> Visits:
     return Visits(browser, server)
+
+
+@pytest.fixture(autouse=True)
+def learner_mode(monkeypatch):
+    """Check functions only print, as in a learner's notebook: COURSE_CHECKS is unset.
+
+    (Tests of the strict modes set it themselves.)
+    """
+    monkeypatch.delenv("COURSE_CHECKS", raising=False)

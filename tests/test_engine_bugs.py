@@ -17,12 +17,6 @@ from tests.notebook_module import engine
 E = engine()
 
 
-@pytest.fixture(autouse=True)
-def learner_mode(monkeypatch):
-    """Checks only print (no COURSE_CHECKS), as in a learner's notebook."""
-    monkeypatch.delenv("COURSE_CHECKS", raising=False)
-
-
 def run_check(name, module=E):
     """Run the check called ``name`` on the engine in ``module``; return its verdict."""
     m = module

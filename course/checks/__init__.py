@@ -99,6 +99,19 @@ def _enforce(verdict: Verdict) -> None:
         raise CheckError(f"{MODE_ENV}={mode!r}: expected unset, 'strict' or 'stubs'")
 
 
+def call(what: str, function, *args):
+    """``function(*args)``; a crash becomes a :class:`Mismatch` that names the input.
+
+    A stub's ``NotImplementedError`` passes through, so the verdict says "not done yet".
+    """
+    try:
+        return function(*args)
+    except NotImplementedError:
+        raise
+    except Exception as error:
+        raise Mismatch(f"{what}: your code raised {type(error).__name__}: {error}") from error
+
+
 def describe(value) -> str:
     """A short, one-line description of a value for a verdict message."""
     if isinstance(value, (torch.Tensor, np.ndarray)):

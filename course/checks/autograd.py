@@ -6,8 +6,7 @@ Torch is the reference: each hand-written vector-Jacobian product is compared wi
 
 import torch
 
-from course.checks import check, describe, expect, expect_close, expect_equal
-from course.checks.tensors import _call
+from course.checks import call, check, describe, expect, expect_close, expect_equal
 
 
 def _random(*shape: int, seed: int = 0) -> torch.Tensor:
@@ -25,7 +24,7 @@ def _torch_vjp(f, inputs: tuple, v: torch.Tensor) -> tuple:
 def _by_hand(what: str, function, *args):
     """Call the learner's VJP with recording off, so that it cannot lean on autograd."""
     with torch.no_grad():
-        return _call(what, function, *args)
+        return call(what, function, *args)
 
 
 def check_vjp_tanh(vjp_tanh):
@@ -140,7 +139,7 @@ def check_jacobian_by_vjps(jacobian_by_vjps):
                     y.register_hook(lambda grad: passes.append(grad.shape))
                 return y
 
-            got = _call(what, jacobian_by_vjps, counted, x.detach().requires_grad_())
+            got = call(what, jacobian_by_vjps, counted, x.detach().requires_grad_())
             expected = torch.autograd.functional.jacobian(f, x)
             expect_close(got, expected, what, rtol=1e-9)
             outputs = f(x).numel()
@@ -175,13 +174,13 @@ def check_stable_sigmoid(StableSigmoid):
         for dtype in (torch.float32, torch.float64):
             x = torch.tensor(EXTREMES, dtype=dtype, requires_grad=True)
             what = f"x = {EXTREMES} in {dtype}"
-            got = _call(what, StableSigmoid.apply, x)
+            got = call(what, StableSigmoid.apply, x)
             expect_close(got, torch.sigmoid(x), f"{what}: values")
-            _call(what + ": backward", got.backward, torch.ones_like(got))
+            call(what + ": backward", got.backward, torch.ones_like(got))
             s = torch.sigmoid(x.detach())
             expect_close(x.grad, s * (1 - s), f"{what}: gradients")
         x64 = _random(6).requires_grad_()
-        _call(
+        call(
             "gradcheck on a float64 input of shape (6,)",
             torch.autograd.gradcheck,
             StableSigmoid.apply,
@@ -213,7 +212,7 @@ def check_clip_hook(add_clip_hook):
             h = 3 * x if where.startswith("a non-leaf") else x
             scale = 3.0 if h is not x else 1.0
             log = []
-            handle = _call(where, add_clip_hook, h, limit, log)
+            handle = call(where, add_clip_hook, h, limit, log)
             expect(
                 hasattr(handle, "remove"),
                 f"{where}: return the handle that register_hook gives, got {describe(handle)}",

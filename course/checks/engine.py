@@ -14,7 +14,6 @@ from contextlib import contextmanager
 import numpy as np
 import torch
 import torch.nn.functional as F
-from matplotlib.figure import Figure
 
 from course.checks import Mismatch, check, expect, expect_close, expect_equal
 
@@ -231,7 +230,7 @@ def check_value_unary(Value):
 
 def draw_value_graph(Value):
     """Draw the learner's graph of tanh(a * b + c) * a beside torch's, once its grads match."""
-    from course.graphs import draw_graph, draw_torch_graph
+    from course.graphs import draw_graph, draw_torch_graph, new_figure
 
     figures = []
 
@@ -241,7 +240,7 @@ def draw_value_graph(Value):
     def body():
         ours, out = _check_backward(Value, "tanh(a * b + c) * a", expression, [0.5, -1.5, 0.25])
         theirs = [_leaf(x) for x in (0.5, -1.5, 0.25)]
-        figure = Figure(figsize=(11, 4.5), layout="constrained")
+        figure = new_figure(figsize=(11, 4.5), layout="constrained")
         left, right = figure.subplots(1, 2)
         names = dict(zip(ours, "abc", strict=False))
         draw_graph(

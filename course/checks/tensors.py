@@ -2,7 +2,7 @@
 
 import torch
 
-from course.checks import Mismatch, check, describe, expect, expect_close, expect_equal
+from course.checks import Mismatch, call, check, describe, expect, expect_close, expect_equal
 
 SHAPE_EXPRESSIONS = [
     "x[0]",
@@ -23,16 +23,6 @@ def _random(*shape: int) -> torch.Tensor:
     """Reproducible float64 test input that leaves the global random state alone."""
     generator = torch.Generator().manual_seed(sum(shape))
     return torch.randn(shape, generator=generator, dtype=torch.float64)
-
-
-def _call(what: str, function, *args):
-    """``function(*args)``; a crash becomes a :class:`Mismatch` that names the input."""
-    try:
-        return function(*args)
-    except NotImplementedError:
-        raise
-    except Exception as error:
-        raise Mismatch(f"{what}: your code raised {type(error).__name__}: {error}") from error
 
 
 def shape_of(expression: str) -> tuple[int, ...]:
@@ -73,7 +63,7 @@ def check_contiguous_strides(contiguous_strides):
 
     def body():
         for shape in shapes:
-            got = tuple(_call(f"shape {shape}", contiguous_strides, shape))
+            got = tuple(call(f"shape {shape}", contiguous_strides, shape))
             expect_equal(got, torch.empty(shape).stride(), f"strides of shape {shape}")
         return f"matches torch on {len(shapes)} shapes"
 
@@ -99,7 +89,7 @@ def check_normalize_rows(normalize_rows):
     def body():
         for i, a in enumerate(cases):
             given = a.clone()
-            got = _call(f"input #{i}", normalize_rows, given)
+            got = call(f"input #{i}", normalize_rows, given)
             expect(torch.equal(given, a), f"input #{i}: your function changed its input")
             expect_close(got, a / a.sum(dim=1, keepdim=True), f"input #{i}")
         return f"matches torch on {len(cases)} inputs"
@@ -137,7 +127,7 @@ def check_shares_memory(shares_memory):
     def body():
         cases = memory_cases()
         for text, a, b, expected in cases:
-            got = _call(text, shares_memory, a, b)
+            got = call(text, shares_memory, a, b)
             expect(isinstance(got, bool), f"{text}: expected a bool, got {describe(got)}")
             if got != expected:
                 raise Mismatch(f"{text}: expected {expected}, got {got}")
@@ -168,7 +158,7 @@ def check_flatten_images(flatten_images):
 
     def body():
         for text, batch, must_share in cases:
-            got = _call(text, flatten_images, batch)
+            got = call(text, flatten_images, batch)
             expect_close(got, batch.reshape(len(batch), -1), text)
             if must_share:
                 expect(got.data_ptr() == batch.data_ptr(), f"{text}: you copied it; use a view")
@@ -190,7 +180,7 @@ def check_pairwise_sq_dists(pairwise_sq_dists):
     def body():
         for A, B in cases:
             what = f"A of shape {tuple(A.shape)}, B of shape {tuple(B.shape)}"
-            got = _call(what, pairwise_sq_dists, A, B)
+            got = call(what, pairwise_sq_dists, A, B)
             expect_close(got, torch.cdist(A, B) ** 2, what, rtol=1e-9)
         return f"matches torch.cdist(A, B) ** 2 on {len(cases)} pairs"
 
