@@ -73,6 +73,13 @@ WRONG = [
         "x[:1] and x[1:]",
     ),
     ("check_shares_memory", lambda a, b: address_ranges_overlap(a, b), "interleaved columns"),
+    (
+        "check_shares_memory",
+        lambda a, b: (
+            a.untyped_storage().data_ptr() == b.untyped_storage().data_ptr() and shares_memory(a, b)
+        ),
+        "two storages, one array",
+    ),
     ("check_shares_memory", lambda a, b: torch.equal(a, b), "x and x.view(4, 3)"),
     ("check_shares_memory", lambda a, b: np.True_, "expected a bool"),
     (

@@ -1,5 +1,6 @@
 """Checks for the exercises of Chapter 1 (tensors)."""
 
+import numpy as np
 import torch
 
 from course.checks import Mismatch, call, check, describe, expect, expect_close, expect_equal
@@ -104,6 +105,7 @@ def check_normalize_rows(normalize_rows):
 def memory_cases() -> list[tuple[str, torch.Tensor, torch.Tensor, bool]]:
     """Pairs for Exercise 1.4: (description, a, b, whether a and b share an element)."""
     x = torch.arange(12.0).view(3, 4)
+    n = np.arange(4.0)
     return [
         ("x and x.view(4, 3)", x, x.view(4, 3), True),
         ("x and x.t()", x, x.t(), True),
@@ -118,6 +120,18 @@ def memory_cases() -> list[tuple[str, torch.Tensor, torch.Tensor, bool]]:
         ("x and torch.tensor(x.numpy())", x, torch.tensor(x.numpy()), False),
         ("x and x.view(torch.int32) (same bytes, another dtype)", x, x.view(torch.int32), True),
         ("torch.zeros(3) and torch.zeros(3) (equal values)", torch.zeros(3), torch.zeros(3), False),
+        (
+            "torch.from_numpy(n[:3]) and torch.from_numpy(n[1:]) (two storages, one array)",
+            torch.from_numpy(n[:3]),
+            torch.from_numpy(n[1:]),
+            True,
+        ),
+        (
+            "torch.from_numpy(n[:2]) and torch.from_numpy(n[2:]) (two storages, side by side)",
+            torch.from_numpy(n[:2]),
+            torch.from_numpy(n[2:]),
+            False,
+        ),
     ]
 
 
