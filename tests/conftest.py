@@ -91,6 +91,7 @@ def browser():
         message = f"{CHROMIUM} not found: install Debian's chromium to run the browser tests"
         if os.environ.get("CI") == "true":
             pytest.fail(message)
+        # A learner's machine without Chromium: the site tests cannot run, say so and skip.
         pytest.skip(message)
     from playwright.sync_api import sync_playwright
 
