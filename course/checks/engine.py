@@ -230,7 +230,7 @@ def check_value_unary(Value):
 
 def draw_value_graph(Value):
     """Draw the learner's graph of tanh(a * b + c) * a beside torch's, once its grads match."""
-    from course.graphs import draw_graph, draw_torch_graph, new_figure
+    from course.figures.graphs import draw_graph, draw_torch_graph, new_figure
 
     figures = []
 

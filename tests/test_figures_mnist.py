@@ -9,7 +9,7 @@ import pytest  # noqa: E402
 import torch  # noqa: E402
 from matplotlib.colors import to_hex  # noqa: E402
 
-from course.plots import plot_confusion, plot_digits, plot_history, plot_probabilities  # noqa: E402
+from course.figures.mnist import plot_confusion, plot_digits, plot_history, plot_probabilities  # noqa: E402
 
 
 @pytest.fixture

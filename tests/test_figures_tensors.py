@@ -8,7 +8,7 @@ import matplotlib.pyplot as plt
 import pytest
 import torch
 
-from course.tensor_plots import element_offsets, plot_broadcast, plot_storage_views
+from course.figures.tensors import element_offsets, plot_broadcast, plot_storage_views
 
 BASE = torch.arange(24)
 VIEWS = {

@@ -1,10 +1,10 @@
-"""course.graphs: graph walking, layering and drawing."""
+"""course.figures.graphs: graph walking, layering and drawing."""
 
 import pytest
 import torch
 from matplotlib.figure import Figure
 
-from course.graphs import (
+from course.figures.graphs import (
     draw_graph,
     draw_path_tree,
     draw_torch_graph,
