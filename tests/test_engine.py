@@ -10,7 +10,7 @@ import pytest
 import torch
 import torch.nn.functional as F
 
-from tests.notebook_module import engine
+from course.notebooks import engine
 
 E = engine()
 RTOL = 1e-10

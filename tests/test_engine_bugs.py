@@ -12,7 +12,7 @@ import numpy as np
 import pytest
 
 from course.checks import engine as checks
-from tests.notebook_module import engine
+from course.notebooks import engine
 
 E = engine()
 

@@ -11,7 +11,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 from hypothesis.extra.numpy import arrays, mutually_broadcastable_shapes
 
-from tests.notebook_module import engine
+from course.notebooks import engine
 
 E = engine()
 SETTINGS = settings(max_examples=40, deadline=None)

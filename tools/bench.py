@@ -24,7 +24,6 @@ import torch
 
 ROOT = Path(__file__).resolve().parent.parent
 OUT = ROOT / "_build" / "bench"
-sys.path.insert(0, str(ROOT))
 
 
 def stats(samples: list[float]) -> dict:
@@ -99,7 +98,7 @@ def bench_engine(runs: int) -> dict:
     import numpy as np
 
     from course.checks.engine import compare_step_time
-    from tests.notebook_module import engine
+    from course.notebooks import engine
 
     E = engine()
     (train_images, y_train), (test_images, y_test) = mnist_arrays()

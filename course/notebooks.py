@@ -1,4 +1,4 @@
-"""Load the reference engine from its solution notebook, never from a pasted copy.
+"""Load code from the solution notebooks, never from a pasted copy (tests and tools alike).
 
 The code cells of ``solutions/engine.md`` tagged ``engine`` (the imports, the engine, the
 layers and the optimizer) are executed, in order, into a fresh module. The other cells
@@ -12,7 +12,8 @@ from pathlib import Path
 
 import jupytext
 
-ROOT = Path(__file__).resolve().parent.parent
+from course import REPO_ROOT as ROOT
+
 ENGINE_TAG = "engine"
 
 
