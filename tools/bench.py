@@ -22,6 +22,8 @@ from pathlib import Path
 
 import torch
 
+from course.threads import all_threads, same_threads
+
 ROOT = Path(__file__).resolve().parent.parent
 OUT = ROOT / "_build" / "bench"
 
@@ -110,18 +112,20 @@ def bench_engine(runs: int) -> dict:
         batches = np.arange(20 * 128).reshape(20, 128)
         return model, optimizer, [(X_train[b].astype(dtype), y_train[b]) for b in batches]
 
-    ratios = []
-    for _ in range(runs):
-        with contextlib.redirect_stdout(io.StringIO()):
-            ratios.append(compare_step_time(first_steps, E.cross_entropy, E.Tensor))
-    results = {
-        f"engine step / torch step, {dtype} (784-128-10, batch 128)": stats(
-            [r[dtype] for r in ratios]
-        )
-        for dtype in ("float32", "float64")
-    }
+    results = {}
+    # Both engines at the same thread count (torch's pool and NumPy's BLAS): at one
+    # thread, and at every core this process may use.
+    for threads in sorted({1, all_threads()}):
+        ratios = []
+        for _ in range(runs):
+            with contextlib.redirect_stdout(io.StringIO()):
+                ratios.append(compare_step_time(first_steps, E.cross_entropy, E.Tensor, threads))
+        for dtype in ("float32", "float64"):
+            name = f"engine step / torch step, {dtype}, {threads} thread(s) each"
+            results[name] = {**stats([r[dtype] for r in ratios]), "threads": threads}
 
     model, optimizer, batches = first_steps(np.float32)
+    threads = 1
 
     def tensor_step() -> float:
         x, y = batches[0]
@@ -132,10 +136,11 @@ def bench_engine(runs: int) -> dict:
         optimizer.step()
         return (time.perf_counter() - start) / len(x)
 
-    per_example = repeat(tensor_step, runs)
-    results["tensor engine, one example's step (ms)"] = scaled(per_example, 1e3)
-    scalar = repeat(lambda: scalar_example_step(E.Value, X_train[0], int(y_train[0])), 3)
-    results["scalar engine, one example's step (ms)"] = scaled(scalar, 1e3)
+    with same_threads(threads):
+        per_example = repeat(tensor_step, runs)
+        scalar = repeat(lambda: scalar_example_step(E.Value, X_train[0], int(y_train[0])), 3)
+    results["tensor engine, one example's step (ms), 1 thread"] = scaled(per_example, 1e3)
+    results["scalar engine, one example's step (ms), 1 thread"] = scaled(scalar, 1e3)
     results["scalar / tensor engine, per example"] = stats(
         [scalar["median"] / per_example["median"]]
     )
@@ -143,13 +148,22 @@ def bench_engine(runs: int) -> dict:
     start = time.perf_counter()
     rng = np.random.default_rng(0)
     model = E.MLP([784, 128, 10], rng)
-    E.fit(model, E.SGD(model.parameters(), lr=0.05, momentum=0.9), X_train, y_train, 5, 128, rng)
-    results["engine: 5 epochs of MNIST (s)"] = stats([time.perf_counter() - start])
+    optimizer = E.SGD(model.parameters(), lr=0.05, momentum=0.9)
+    with same_threads(all_threads()):
+        E.fit(model, optimizer, X_train, y_train, 5, 128, rng)
+    seconds = time.perf_counter() - start
+    results[f"engine: 5 epochs of MNIST (s), {all_threads()} threads"] = stats([seconds])
     results["engine: MNIST test accuracy (%)"] = stats([100 * E.accuracy(model, X_test, y_test)])
     return results
 
 
-def bench_mnist(runs: int, batches_per_run: int = 150) -> dict:
+def bench_mnist(runs: int) -> dict:
+    """Chapter 2's section at one thread, torch and BLAS alike, as in the chapter."""
+    with same_threads(1) as counts:
+        return {name: {**s, **{"threads": counts["torch"]}} for name, s in mnist(runs).items()}
+
+
+def mnist(runs: int, batches_per_run: int = 150) -> dict:
     """Chapter 2's speed lesson: a per-sample DataLoader against tensors in memory.
 
     Same network as the chapter (784-512-10 MLP, Adam), one thread as in the chapter.
@@ -163,7 +177,6 @@ def bench_mnist(runs: int, batches_per_run: int = 150) -> dict:
     from course.data import check_mnist
     from course.mnist import MEAN, STD, batches, to_tensors
 
-    torch.set_num_threads(1)
     root = check_mnist()
     transform = transforms.Compose([transforms.ToTensor(), transforms.Normalize((MEAN,), (STD,))])
     train_set = torchvision.datasets.MNIST(root, train=True, download=True, transform=transform)
@@ -285,7 +298,8 @@ def main(argv: list[str] | None = None) -> int:
     meta = {
         "machine": platform.machine(),
         "processor": platform.processor(),
-        "cpus": torch.get_num_threads(),
+        "cpus": all_threads(),
+        "threads": "each figure's name or its 'threads' field says the thread count it ran at",
         "torch": torch.__version__,
         "date": time.strftime("%Y-%m-%d %H:%M"),
     }

@@ -16,6 +16,7 @@ import torch
 import torch.nn.functional as F
 
 from course.checks import Mismatch, check, expect, expect_close, expect_equal
+from course.threads import same_threads
 
 F64 = torch.float64
 DTYPES = {np.dtype(np.float32): torch.float32, np.dtype(np.float64): torch.float64}
@@ -678,8 +679,12 @@ def _median_step(step, batches, repeats=3) -> float:
     return float(np.median(times))
 
 
-def compare_step_time(first_steps, cross_entropy, Tensor):
-    """Time one training step of the learner's engine and of torch, in float32 and float64."""
+def compare_step_time(first_steps, cross_entropy, Tensor, threads: int = 1):
+    """Time one training step of the learner's engine and of torch, in float32 and float64.
+
+    Both run with the same number of threads (torch's pool and NumPy's BLAS alike, see
+    `course.threads`): otherwise the ratio compares thread counts, not engines.
+    """
     ratios = {}
 
     def body():
@@ -703,7 +708,10 @@ def compare_step_time(first_steps, cross_entropy, Tensor):
                 f"  {np.dtype(dtype).name}: yours {ours * 1e3:.2f} ms, torch {theirs * 1e3:.2f} ms"
                 f" per step: {ours / theirs:.2f}× torch's time"
             )
-        return f"one training step, median of {steps}:\n" + "\n".join(lines)
+        return f"one training step, median of {steps}, {threads} thread(s) each:\n" + "\n".join(
+            lines
+        )
 
-    check("Step time of your engine beside torch's", body)
+    with same_threads(threads):
+        check("Step time of your engine beside torch's", body)
     return ratios or None

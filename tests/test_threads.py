@@ -1,0 +1,28 @@
+"""course.threads: torch and BLAS held to one thread count, and both restored."""
+
+import pytest
+import torch
+
+from course.threads import all_threads, blas_threads, same_threads, thread_counts
+
+
+@pytest.mark.parametrize("n", sorted({1, all_threads()}))
+def test_same_threads_sets_both_pools_and_restores_them(n):
+    before = thread_counts()
+    with same_threads(n) as counts:
+        assert counts == {"torch": n, "blas": n}, f"asked for {n} threads each, got {counts}"
+        assert torch.get_num_threads() == n, "torch's pool is not at the asked count"
+        assert blas_threads() == n, "NumPy's BLAS pool is not at the asked count"
+    assert thread_counts() == before, f"pools not restored: {thread_counts()} != {before}"
+
+
+def test_same_threads_restores_after_an_error():
+    before = thread_counts()
+    with pytest.raises(KeyError), same_threads(1):
+        raise KeyError("inside")
+    assert thread_counts() == before, "an error inside left the pools changed"
+
+
+def test_same_threads_refuses_zero():
+    with pytest.raises(ValueError, match="at least one thread"), same_threads(0):
+        pass
