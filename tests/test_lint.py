@@ -7,7 +7,8 @@ from pathlib import Path
 
 import jupytext
 import pytest
-import yaml
+
+from course.book import toc_pages
 
 ROOT = Path(__file__).resolve().parent.parent
 NOTEBOOK_DIRS = ("chapters", "exercises", "solutions")
@@ -66,11 +67,7 @@ def test_label_and_title(path):
 
 
 def toc_files() -> set[str]:
-    toc = yaml.safe_load((ROOT / "_toc.yml").read_text())
-    files = {toc["root"]}
-    for part in toc.get("parts", []):
-        files.update(ch["file"] for ch in part["chapters"])
-    return files
+    return set(toc_pages(ROOT))
 
 
 def test_toc_lists_every_notebook():

@@ -16,19 +16,11 @@ import re
 import pytest
 import yaml
 
-from tests.conftest import BOOK, toc_pages
+from tests.site.pages import BOOK, NOTEBOOKS, PAGES, SOLUTIONS, listing
 
 pytestmark = pytest.mark.site
 
-PAGES = toc_pages()
-NOTEBOOK_FOLDERS = ("chapters/", "exercises/", "solutions/")
-NOTEBOOKS = [page for page in PAGES if page.startswith(NOTEBOOK_FOLDERS)]
-SOLUTIONS = [page for page in PAGES if page.startswith("solutions/")]
 IMAGE_FILE = re.compile(r"\.(png|jpe?g|svg|gif|webp)$", re.IGNORECASE)
-
-
-def listing(items) -> str:
-    return "\n  " + "\n  ".join(items)
 
 
 @pytest.mark.parametrize("page", PAGES)

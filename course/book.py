@@ -1,0 +1,46 @@
+"""The book's structure, read from its ``_toc.yml``: the one walker of the toc.
+
+The site tests, the lint tests and ``tools/pdf.py`` all ask this module which pages the
+book has, in reading order, so that a page added to (or nested in) the toc is seen by
+every one of them.
+"""
+
+from pathlib import Path
+
+import yaml
+
+ROOT = Path(__file__).resolve().parent.parent
+
+
+def toc_pages(book: Path = ROOT) -> list[str]:
+    """Every page of ``book/_toc.yml`` in reading order, root first, without suffix.
+
+    Handles parts, chapters and nested ``sections`` at any depth; a ``file`` given with
+    its suffix (``chapters/tensors.md``) is listed without it. Entries that are not files
+    (``url``, ``glob``) are skipped.
+    """
+    path = book / "_toc.yml"
+    if not path.is_file():
+        raise FileNotFoundError(f"no _toc.yml in {book}: is it the book's folder?")
+    toc = yaml.safe_load(path.read_text(encoding="utf-8"))
+    if not isinstance(toc, dict) or "root" not in toc:
+        raise ValueError(f"{path} has no 'root' entry: not a Jupyter Book toc")
+    pages = [_strip(toc["root"])]
+
+    def walk(entry):
+        if isinstance(entry, dict):
+            if "file" in entry:
+                pages.append(_strip(entry["file"]))
+            for key in ("parts", "chapters", "sections"):
+                walk(entry.get(key, []))
+        elif isinstance(entry, list):
+            for item in entry:
+                walk(item)
+
+    walk(toc)
+    return pages
+
+
+def _strip(file: str) -> str:
+    path = Path(file)
+    return str(path.with_suffix("")) if path.suffix in (".md", ".ipynb", ".rst") else file
