@@ -10,18 +10,29 @@
 - myst-nb writes ``jupyter_execute/<page>.ipynb``, the notebook that the download menu
   offers, from the notebook it read; when the outputs come from the jupyter-cache they
   go to a copy, and that file has no outputs. They are merged into it from the cache.
+- The theme's header bar is not drawn (``templates/sections/header.html``): its hidden
+  buttons took the clicks meant for the visible ☰ and Contents buttons.
+- Search ranks the chapters' sections: Sphinx's search only matches a section title when
+  the query is at least half as long as the title, so "view" found four "Overview"
+  sections and never "Views: one storage, many shapes". Every word of a chapter's
+  section titles becomes a (main) index entry pointing at its section, and
+  ``search_scorer.js`` names the section in the result and ranks a section whose title
+  starts with the word first.
 - An image in a cell's output has no alt text unless its cell says so (``mystnb: image:
   alt:``), and the HTML writer then falls back to the file name. Such an image gets its
   figure's caption as alt text, or failing that a sentence naming where it comes from.
 """
 
+import re
 from pathlib import Path
 
 import nbformat
 from docutils import nodes
 from jupyter_cache import get_cache
+from sphinx import addnodes
 
 MATHJAX_DIR = "mathjax/"
+TEMPLATES = Path(__file__).resolve().parent / "templates"
 
 
 def keep_mathjax_off_pages_without_math(app, config):
@@ -89,8 +100,38 @@ def give_output_images_alt_text(app, doctree, docname):
         image["alt"] = caption_of(image) or f"Figure drawn by the code cell above, on page {page}"
 
 
+def use_course_templates(app, config):
+    """Put ``_ext/templates`` first on the template path (see ``sections/header.html``),
+    and rank search results with ``search_scorer.js``."""
+    config.templates_path = [str(TEMPLATES), *config.templates_path]
+    config.html_search_scorer = str(Path(__file__).resolve().parent / "search_scorer.js")
+
+
+TITLE_WORD = re.compile(r"[A-Za-z][A-Za-z_-]{3,}")
+COMMON_WORDS = {"with", "what", "when", "that", "this", "does", "from", "into", "your"}
+
+
+def index_section_titles(app, doctree):
+    """An index entry for each word of each section title of a chapter, at its section."""
+    if not app.env.docname.startswith("chapters/"):
+        return
+    for section in doctree.findall(nodes.section):
+        if not section["ids"] or not isinstance(section[0], nodes.title):
+            continue
+        words = dict.fromkeys(
+            word.lower()
+            for word in TITLE_WORD.findall(section[0].astext())
+            if word.lower() not in COMMON_WORDS
+        )
+        entries = [("single", word, section["ids"][0], "main", None) for word in words]
+        if entries:
+            section.insert(1, addnodes.index(entries=entries, inline=False))
+
+
 def setup(app):
+    app.connect("doctree-read", index_section_titles)
     app.connect("config-inited", keep_mathjax_off_pages_without_math)
+    app.connect("config-inited", use_course_templates)
     app.connect("doctree-read", write_executed_notebook)
     app.connect("doctree-resolved", give_output_images_alt_text)
     # early: Sphinx stops calling handlers of this event at the first that returns a value

@@ -13,6 +13,8 @@ import matplotlib.pyplot as plt
 from matplotlib.figure import Figure
 from matplotlib.patches import FancyArrowPatch
 
+from course.figures import MIN_FONT_PT
+
 
 def graph_nodes(root, children: Callable[[object], Iterable]) -> tuple[list, list[tuple]]:
     """All nodes reachable from ``root`` (in discovery order) and the (input, output) edges.
@@ -119,7 +121,7 @@ def draw_graph(
             label(node),
             ha="center",
             va="center",
-            fontsize=9,
+            fontsize=MIN_FONT_PT,
             family="monospace",
             bbox={"boxstyle": "round,pad=0.4", "facecolor": "#e8f0fb", "edgecolor": "#4a6fa5"},
         )

@@ -10,7 +10,12 @@ import numpy as np
 import torch
 from matplotlib.colors import LogNorm
 
+from course.figures import MIN_FONT_PT
+
 CLASSES = range(10)
+# The widest a figure is drawn, in inches at 100 dpi (520 CSS px): shown whole in a
+# phone's column, its smallest text (MIN_FONT_PT) stays at least 9 CSS px tall.
+WIDTH = 5.2
 
 
 def _image(image) -> np.ndarray:
@@ -19,14 +24,23 @@ def _image(image) -> np.ndarray:
 
 
 def plot_digits(images, titles, ncols: int = 8, suptitle: str = ""):
-    """A grid of digits, each with its title (its label, or its label and a guess)."""
+    """A grid of digits, each with its title (its label, or its label and a guess).
+
+    At most ``ncols`` per row, fewer when the titles are long: the figure stays
+    ``WIDTH`` inches wide, so that its titles are legible on a phone.
+    """
+    longest = max((len(str(title)) for title in titles), default=1)
+    column = max(0.85, 0.11 * longest + 0.2)  # inches: the title at MIN_FONT_PT fits
+    ncols = max(1, min(ncols, int(WIDTH // column), len(images)))
     nrows = -(-len(images) // ncols)
-    fig, axes = plt.subplots(nrows, ncols, figsize=(1.2 * ncols, 1.45 * nrows), squeeze=False)
+    fig, axes = plt.subplots(
+        nrows, ncols, figsize=(column * ncols, (column * 0.9 + 0.35) * nrows), squeeze=False
+    )
     for ax in axes.flat:
         ax.axis("off")
     for ax, (image, title) in zip(axes.flat, zip(images, titles, strict=True), strict=False):
         ax.imshow(_image(image), cmap="gray_r")
-        ax.set_title(title, fontsize=9)
+        ax.set_title(title, fontsize=MIN_FONT_PT)
     if suptitle:
         fig.suptitle(suptitle)
     fig.tight_layout()
@@ -43,12 +57,12 @@ def plot_probabilities(images, probabilities, labels, suptitle: str = ""):
     labels = torch.as_tensor(labels).cpu()
     rows = len(labels)
     fig, axes = plt.subplots(
-        rows, 2, figsize=(6.4, 1.9 * rows), width_ratios=[1, 2.6], squeeze=False
+        rows, 2, figsize=(WIDTH, 1.9 * rows), width_ratios=[1, 2.6], squeeze=False
     )
     for (left, right), image, p, label in zip(axes, images, probabilities, labels, strict=True):
         guess = int(p.argmax())
         left.imshow(_image(image), cmap="gray_r")
-        left.set_title(f"label {int(label)}", fontsize=10)
+        left.set_title(f"label {int(label)}", fontsize=MIN_FONT_PT)
         left.axis("off")
         colors = ["tab:gray"] * 10
         if guess != int(label):
@@ -58,7 +72,9 @@ def plot_probabilities(images, probabilities, labels, suptitle: str = ""):
         right.set_xticks(CLASSES)
         right.set_ylim(0, 1)
         right.set_ylabel("probability")
-        right.set_title(f"guess {guess} with probability {float(p[guess]):.2f}", fontsize=10)
+        right.set_title(
+            f"guess {guess} with probability {float(p[guess]):.2f}", fontsize=MIN_FONT_PT
+        )
     if suptitle:
         fig.suptitle(suptitle)
     fig.tight_layout()
@@ -66,7 +82,7 @@ def plot_probabilities(images, probabilities, labels, suptitle: str = ""):
 
 
 def plot_history(history: dict, suptitle: str = ""):
-    """Training loss per step (left) and accuracy per epoch (right).
+    """Training loss per step (top) and accuracy per epoch (below it).
 
     ``history`` holds ``"loss"`` (one value per step) and ``"train_accuracy"`` and
     ``"test_accuracy"`` (fractions, one per epoch).
@@ -76,7 +92,7 @@ def plot_history(history: dict, suptitle: str = ""):
     steps = np.arange(1, len(loss) + 1) * epochs / len(loss)
     window = max(1, len(loss) // (10 * epochs))
     smooth = np.convolve(loss, np.ones(window) / window, mode="valid")
-    fig, (left, right) = plt.subplots(1, 2, figsize=(10, 3.6))
+    fig, (left, right) = plt.subplots(2, 1, figsize=(WIDTH, 6.4))
     left.plot(steps, loss, color="tab:blue", alpha=0.3, lw=0.6, label="one minibatch")
     left.plot(steps[window - 1 :], smooth, color="tab:blue", label=f"mean of {window} steps")
     left.set_yscale("log")
@@ -102,13 +118,13 @@ def plot_confusion(matrix, title: str = "confusion matrix"):
     to the thousand-odd correct answers on it; empty cells stay white.
     """
     counts = torch.as_tensor(matrix).cpu().numpy()
-    fig, ax = plt.subplots(figsize=(6.4, 5.6))
+    fig, ax = plt.subplots(figsize=(WIDTH, 4.6))
     shown = np.ma.masked_equal(counts, 0)
     image = ax.imshow(shown, cmap="Blues", norm=LogNorm(vmin=0.5, vmax=max(counts.max(), 2)))
     for (row, col), n in np.ndenumerate(counts):
         if n:
             color = "white" if n > counts.max() ** 0.5 * 3 else "black"
-            ax.text(col, row, str(n), ha="center", va="center", fontsize=7, color=color)
+            ax.text(col, row, str(n), ha="center", va="center", fontsize=10, color=color)
     ax.set_xticks(CLASSES)
     ax.set_yticks(CLASSES)
     ax.set(xlabel="guess", ylabel="true digit", title=title)

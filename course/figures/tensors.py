@@ -9,6 +9,12 @@ import torch
 from matplotlib.colors import Normalize
 from matplotlib.patches import Rectangle
 
+from course.figures import MIN_FONT_PT
+
+# The widest a figure is drawn, in inches at 100 dpi (520 CSS px): shown whole in a
+# phone's column, its smallest text (MIN_FONT_PT) stays at least 9 CSS px tall.
+WIDTH = 5.2
+
 CMAP = plt.get_cmap("Set3")
 
 
@@ -27,7 +33,7 @@ def _format(value: float) -> str:
     return f"{value:.0f}" if float(value).is_integer() else f"{value:.2f}"
 
 
-def _draw_grid(ax, values, colors, faded=None, notes=None, subtitle=""):
+def _draw_grid(ax, values, colors, faded=None, notes=None, subtitle="", size=13):
     """Draw a 2-D grid of labelled, coloured cells; ``faded`` cells are pale and dashed.
 
     ``notes``, when given, holds a small second label for each cell (its storage position).
@@ -48,16 +54,18 @@ def _draw_grid(ax, values, colors, faded=None, notes=None, subtitle=""):
                 )
             )
             y = rows - 0.5 - i + (0.12 if notes is not None else 0)
-            ax.text(j + 0.5, y, _format(values[i, j]), ha="center", va="center", fontsize=12)
+            ax.text(j + 0.5, y, _format(values[i, j]), ha="center", va="center", fontsize=size)
             if notes is not None:
-                ax.text(j + 0.5, y - 0.32, notes[i][j], ha="center", va="center", fontsize=8)
+                ax.text(
+                    j + 0.5, y - 0.32, notes[i][j], ha="center", va="center", fontsize=MIN_FONT_PT
+                )
     ax.set_xlim(-0.1, cols + 0.1)
     ax.set_ylim(-0.1, rows + 0.1)
     ax.set_aspect("equal")
     ax.set_xticks([])
     ax.set_yticks([])
     ax.set_frame_on(False)
-    ax.set_title(subtitle, fontsize=10)
+    ax.set_title(subtitle, fontsize=MIN_FONT_PT)
 
 
 def plot_storage_views(views: dict[str, torch.Tensor], title: str = ""):
@@ -81,9 +89,10 @@ def plot_storage_views(views: dict[str, torch.Tensor], title: str = ""):
     def colours(offsets):
         return [[CMAP(norm(int(o))) for o in row] for row in offsets]
 
-    fig = plt.figure(figsize=(2.2 + 2.4 * len(views), 3.6), layout="constrained")
-    grid = fig.add_gridspec(2, len(views), height_ratios=[1, 2.4])
-    top = fig.add_subplot(grid[0, :])
+    # one panel a row (the storage on top), so the figure fits a phone's width
+    fig = plt.figure(figsize=(WIDTH, 1.6 + 2.6 * len(views)), layout="constrained")
+    grid = fig.add_gridspec(1 + len(views), 1, height_ratios=[1] + [2.2] * len(views))
+    top = fig.add_subplot(grid[0, 0])
     positions = torch.arange(size).view(1, -1)
     _draw_grid(
         top,
@@ -93,7 +102,7 @@ def plot_storage_views(views: dict[str, torch.Tensor], title: str = ""):
         subtitle="the storage: one row of memory",
     )
     for column, (label, view) in enumerate(views.items()):
-        ax = fig.add_subplot(grid[1, column])
+        ax = fig.add_subplot(grid[1 + column, 0])
         as_2d = view.reshape(1, -1) if view.dim() < 2 else view
         offsets = element_offsets(view).reshape(as_2d.shape)
         _draw_grid(
@@ -129,14 +138,12 @@ def plot_broadcast(a: torch.Tensor, b: torch.Tensor, result: torch.Tensor, symbo
         panels.append((f"{name}: {tuple(t.shape)}", stretched, rows | cols))
     panels.append((f"{tuple(shape)}", result.reshape(shape_2d), None))
     colours = ["#a6cee3", "#fdbf6f", "#b2df8a"]
-    fig = plt.figure(
-        figsize=(1.2 + 1.8 * shape_2d[1], 1.3 + 0.55 * shape_2d[0]), layout="constrained"
-    )
+    fig = plt.figure(figsize=(WIDTH, 1.5 + 0.45 * shape_2d[0]), layout="constrained")
     grid = fig.add_gridspec(1, 5, width_ratios=[shape_2d[1], 0.6, shape_2d[1], 0.6, shape_2d[1]])
     for column, colour, (label, values, faded) in zip((0, 2, 4), colours, panels, strict=True):
         cells = [[colour] * shape_2d[1] for _ in range(shape_2d[0])]
         ax = fig.add_subplot(grid[0, column])
-        _draw_grid(ax, values, cells, faded=faded, subtitle=label)
+        _draw_grid(ax, values, cells, faded=faded, subtitle=label, size=MIN_FONT_PT)
     for column, text in ((1, symbol), (3, "=")):
         ax = fig.add_subplot(grid[0, column])
         ax.text(0.5, 0.5, text, fontsize=18, ha="center", va="center")
@@ -144,6 +151,6 @@ def plot_broadcast(a: torch.Tensor, b: torch.Tensor, result: torch.Tensor, symbo
     fig.suptitle(
         f"broadcasting {tuple(a.shape)} {symbol} {tuple(b.shape)} → {tuple(shape)}\n"
         "pale cells are repeats, read through a stride of 0",
-        fontsize=10,
+        fontsize=MIN_FONT_PT,
     )
     return fig

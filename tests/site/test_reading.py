@@ -1,0 +1,159 @@
+"""The site used the way a reader uses it: tap, scroll, search, read, at both widths.
+
+Each test opens a fresh tab at a phone's width (390×844, touch) or a laptop's
+(1366×900), does what a reader does (taps ☰, taps Contents, follows Previous and Next,
+searches) and checks what the reader then sees: that the list opened is visible on the
+screen, that the link followed lands on its page or scrolls its section into view.
+"""
+
+import re
+
+import pytest
+
+from tests.site.pages import CHAPTERS, PAGES, WIDTHS, listing
+
+pytestmark = pytest.mark.site
+
+PAGE = "chapters/tensors"
+
+
+def in_view(tab, locator) -> bool:
+    """Whether the element is on screen: visible, its top inside the viewport."""
+    if not locator.is_visible():
+        return False
+    box = locator.bounding_box()
+    height = tab.viewport_size["height"]
+    return box is not None and box["width"] > 0 and 0 <= box["y"] < height
+
+
+def visible_one(tab, selector: str):
+    """The only visible element matching ``selector`` (a reader taps what they see)."""
+    found = tab.locator(f"{selector} >> visible=true")
+    assert found.count() == 1, f"{found.count()} visible elements match {selector}"
+    return found.first
+
+
+@pytest.mark.parametrize("width", WIDTHS)
+def test_menu_button_shows_the_chapters_and_a_link_navigates(visits, width):
+    context, tab, visit = visits.open(width)
+    try:
+        tab.goto(visits.url(PAGE), wait_until="load")
+        chapter_link = tab.locator("nav.bd-links a.reference.internal[href='mnist.html']")
+        if width == "desktop":
+            # the list is shown beside the page; ☰ hides it, and shows it again
+            assert in_view(tab, chapter_link), "the chapter list is not shown at desktop width"
+            visible_one(tab, ".primary-toggle").click()
+            tab.wait_for_timeout(600)  # the sidebar slides out
+            assert not chapter_link.is_visible(), "☰ does not hide the chapter list"
+            visible_one(tab, ".primary-toggle").click()
+            tab.wait_for_timeout(600)
+        else:
+            assert not chapter_link.is_visible(), "the chapter list covers the phone's page"
+            visible_one(tab, ".primary-toggle").click()
+        chapter_link.wait_for(state="visible", timeout=3000)
+        assert in_view(tab, chapter_link), "☰ does not bring the chapter list on screen"
+        chapter_link.click()
+        tab.wait_for_url("**/chapters/mnist.html", timeout=5000)
+    finally:
+        context.close()
+    assert not visit.console_errors, listing(visit.console_errors)
+
+
+@pytest.mark.parametrize("width", WIDTHS)
+def test_contents_lists_the_sections_and_a_link_scrolls_to_one(visits, width):
+    context, tab, visit = visits.open(width)
+    try:
+        tab.goto(visits.url(PAGE), wait_until="load")
+        toggle = tab.locator(".secondary-toggle >> visible=true")
+        if toggle.count():
+            toggle.first.click()
+        else:  # wide screens show the page's contents beside it, folded under "Contents"
+            tab.locator(".bd-sidebar-secondary .onthispage").hover()
+        links = tab.locator("nav.page-toc a.nav-link >> visible=true")
+        links.first.wait_for(state="visible", timeout=3000)
+        assert links.count() >= 3, "the in-page contents list is not shown"
+        link = links.nth(links.count() - 2)
+        assert in_view(tab, link), "the in-page contents list is not on screen"
+        target = link.get_attribute("href").split("#", 1)[1]
+        link.click()
+        tab.wait_for_timeout(800)  # smooth scrolling
+        heading = tab.locator(f"[id='{target}'] >> nth=0")
+        assert tab.url.endswith(f"#{target}"), f"the link did not go to #{target}: {tab.url}"
+        assert in_view(tab, heading), f"section #{target} is not scrolled into view"
+    finally:
+        context.close()
+    assert not visit.console_errors, listing(visit.console_errors)
+
+
+@pytest.mark.parametrize("width", WIDTHS)
+def test_next_and_previous_follow_the_book(visits, width):
+    start = PAGES.index(CHAPTERS[0])
+    context, tab, visit = visits.open(width)
+    try:
+        tab.goto(visits.url(PAGES[start]), wait_until="load")
+        tab.locator("a.right-next").click()
+        tab.wait_for_url(f"**/{PAGES[start + 1]}.html", timeout=5000)
+        tab.locator("a.left-prev").click()
+        tab.wait_for_url(f"**/{PAGES[start]}.html", timeout=5000)
+    finally:
+        context.close()
+    assert not visit.console_errors, listing(visit.console_errors)
+
+
+@pytest.mark.parametrize("width", WIDTHS)
+def test_search_dialog_finds_a_section_and_the_result_opens(visits, width):
+    context, tab, visit = visits.open(width)
+    try:
+        tab.goto(visits.url(PAGE), wait_until="load")
+        visible_one(tab, ".search-button__button").click()
+        field = tab.locator("#pst-search-dialog input[name='q']")
+        field.wait_for(state="visible", timeout=3000)
+        assert in_view(tab, field), "the search field is not on screen"
+        field.fill("broadcasting")
+        field.press("Enter")
+        tab.wait_for_url("**/search.html?q=broadcasting*", timeout=5000)
+        result = tab.locator("#search-results ul.search li a").first
+        result.wait_for(state="visible", timeout=15000)
+        href = result.get_attribute("href")
+        result.click()
+        tab.wait_for_url(re.compile(re.escape(href.split("#")[0].split("?")[0])), timeout=5000)
+        assert "broadcast" in tab.locator("article").inner_text().lower()
+    finally:
+        context.close()
+    assert not visit.console_errors, listing(visit.console_errors)
+
+
+def search_results(visits, query: str) -> list[tuple[str, str]]:
+    """(title, href) of each result of the site's search page for ``query``, in order."""
+    context, tab, _ = visits.open()
+    try:
+        tab.goto(visits.url("search") + f"?q={query}", wait_until="load")
+        tab.wait_for_function(
+            "() => document.querySelector('#search-results .search-summary')"
+            " && !document.querySelector('#search-results h2')?.textContent"
+            ".includes('Searching')",
+            timeout=20000,
+        )
+        return tab.locator("#search-results ul.search li > a").evaluate_all(
+            "links => links.map((a) => [a.textContent.trim(), a.getAttribute('href')])"
+        )
+    finally:
+        context.close()
+
+
+@pytest.mark.parametrize(
+    "query, page",
+    [("view", "chapters/tensors"), ("backward", "chapters/autograd"), ("broadcasting", None)],
+)
+def test_search_ranks_a_relevant_section_first(visits, query, page):
+    """The first result is a section whose title has the word (not "Overview"), in a
+    chapter (the teaching, before exercises that use the word)."""
+    results = search_results(visits, query)
+    assert results, f"searching {query!r} finds nothing"
+    title, href = results[0]
+    stem = query[:-3] if query.endswith("ing") else query
+    assert re.search(rf"\b{stem}", title, re.IGNORECASE), (
+        f"searching {query!r} ranks first {title!r} ({href}); the first five:"
+        + listing(results[:5])
+    )
+    assert href.startswith(page or "chapters/"), f"{query!r}: first result {href}"
