@@ -44,3 +44,12 @@ def toc_pages(book: Path = ROOT) -> list[str]:
 def _strip(file: str) -> str:
     path = Path(file)
     return str(path.with_suffix("")) if path.suffix in (".md", ".ipynb", ".rst") else file
+
+
+def execution_settings(book: Path = ROOT) -> dict:
+    """The `execute:` settings of `book/_config.yml`: the one place the per-cell timeout is set.
+
+    The book build, `tools/execute.py` and the notebook tests (nbval) all use it.
+    """
+    config = yaml.safe_load((book / "_config.yml").read_text(encoding="utf-8"))
+    return config.get("execute", {})

@@ -29,6 +29,8 @@ import jupytext
 import nbformat
 from nbval.plugin import IPyNbFile
 
+from course.book import execution_settings
+
 ROOT = Path(__file__).resolve().parent.parent
 BUILT = ROOT / "_build" / "jupyter_execute"
 CHECK_MODES = {"chapters": "strict", "solutions": "strict", "exercises": "stubs"}
@@ -39,7 +41,7 @@ def pytest_configure(config):
     """Set nbval's options; --nbval itself stays off so stray .ipynb files are ignored."""
     config.option.nbval_current_env = True
     config.option.nbval_sanitize_with = str(SANITIZER)
-    config.option.nbval_cell_timeout = 600
+    config.option.nbval_cell_timeout = execution_settings()["timeout"]
 
 
 def pytest_collect_file(file_path, parent):
