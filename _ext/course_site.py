@@ -18,6 +18,9 @@
   section titles becomes a (main) index entry pointing at its section, and
   ``search_scorer.js`` names the section in the result and ranks a section whose title
   starts with the word first.
+- sphinx-exercise titles an unnumbered exercise "Exercise (1.1 — Predict the shape)"
+  and its solution "Solution to Exercise (1.1 — ...)": the brackets go, so that they
+  read "Exercise 1.1 — Predict the shape".
 - An image in a cell's output has no alt text unless its cell says so (``mystnb: image:
   alt:``), and the HTML writer then falls back to the file name. Such an image gets its
   figure's caption as alt text, or failing that a sentence naming where it comes from.
@@ -30,6 +33,7 @@ import nbformat
 from docutils import nodes
 from jupyter_cache import get_cache
 from sphinx import addnodes
+from sphinx.transforms.post_transforms import SphinxPostTransform
 
 MATHJAX_DIR = "mathjax/"
 TEMPLATES = Path(__file__).resolve().parent / "templates"
@@ -128,7 +132,27 @@ def index_section_titles(app, doctree):
             section.insert(1, addnodes.index(entries=entries, inline=False))
 
 
+class ExerciseTitlesWithoutBrackets(SphinxPostTransform):
+    """ "Exercise (1.1 — Title)" becomes "Exercise 1.1 — Title" (after sphinx-exercise)."""
+
+    default_priority = 30  # sphinx-exercise builds its titles at 20 to 22
+
+    def run(self):
+        for title in self.document.findall(nodes.title):
+            owner = type(title.parent).__name__
+            if not owner.startswith(("exercise", "solution")):
+                continue
+            texts = [t for t in title.findall(nodes.Text)]
+            opening = next((t for t in texts if str(t) == " ("), None)
+            closing = next((t for t in reversed(texts) if str(t) == ")"), None)
+            if opening is None or closing is None:
+                continue
+            opening.parent.replace(opening, nodes.Text(" "))
+            closing.parent.remove(closing)
+
+
 def setup(app):
+    app.add_post_transform(ExerciseTitlesWithoutBrackets)
     app.connect("doctree-read", index_section_titles)
     app.connect("config-inited", keep_mathjax_off_pages_without_math)
     app.connect("config-inited", use_course_templates)

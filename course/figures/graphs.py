@@ -100,22 +100,10 @@ def draw_graph(
         )
         for i, node in enumerate(row):
             position[id(node)] = ((i + 0.5) * width / len(row), -depth)
-    for child, parent in edges:
-        ax.add_patch(
-            FancyArrowPatch(
-                position[id(child)],
-                position[id(parent)],
-                arrowstyle="-|>",
-                mutation_scale=12,
-                shrinkA=22,
-                shrinkB=22,
-                color="0.35",
-                linewidth=1.0,
-            )
-        )
+    boxes = {}
     for node in nodes:
         x, y = position[id(node)]
-        ax.text(
+        boxes[id(node)] = ax.text(
             x,
             y,
             label(node),
@@ -124,6 +112,25 @@ def draw_graph(
             fontsize=MIN_FONT_PT,
             family="monospace",
             bbox={"boxstyle": "round,pad=0.4", "facecolor": "#e8f0fb", "edgecolor": "#4a6fa5"},
+            zorder=5,  # opaque boxes over the arrows that pass behind them
+        )
+    for child, parent in edges:
+        # clipped at the edges of the two boxes, however tall they are (the boxes are
+        # placed when a figure is first drawn; a saved figure is drawn twice)
+        ax.add_patch(
+            FancyArrowPatch(
+                position[id(child)],
+                position[id(parent)],
+                arrowstyle="-|>",
+                mutation_scale=12,
+                patchA=boxes[id(child)].get_bbox_patch(),
+                patchB=boxes[id(parent)].get_bbox_patch(),
+                shrinkA=1,
+                shrinkB=1,
+                color="0.35",
+                linewidth=1.0,
+                zorder=4,
+            )
         )
     ax.set_xlim(-0.1, width + 0.1)
     ax.set_ylim(-len(rows) + 0.4, 0.6)
