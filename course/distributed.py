@@ -1,0 +1,435 @@
+"""Chapter 6: data parallelism with ``torch.distributed`` on CPUs (gloo over 127.0.0.1).
+
+Worker functions live here, not in the notebook, because a process started with the
+``spawn`` method imports the function it runs by name: it must be importable from a file.
+:func:`launch` starts one process per rank, joins them with a deadline and returns what
+each rank's worker returned; whatever happens, no process is left running.
+
+The same module is also a script for ``torchrun`` (see :func:`main`)::
+
+    torchrun --standalone --nproc-per-node 2 -m course.distributed
+"""
+
+import io
+import os
+import queue as queue_module
+import socket
+import time
+import traceback
+from collections.abc import Callable
+from datetime import timedelta
+
+import torch
+import torch.distributed as dist
+import torch.multiprocessing as mp
+from torch import nn
+
+IN, HIDDEN, OUT = 20, 32, 4
+"""The small network of the chapter: IN inputs, one hidden layer, OUT classes."""
+
+
+def free_port() -> int:
+    """A TCP port on 127.0.0.1 that nothing listens on now (the OS picks it)."""
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def port_is_free(port: int) -> bool:
+    """Whether ``port`` on 127.0.0.1 can be bound again: nothing kept it."""
+    with socket.socket() as s:
+        try:
+            s.bind(("127.0.0.1", port))
+        except OSError:
+            return False
+        return True
+
+
+class RankError(RuntimeError):
+    """One or more ranks failed; the message holds each failing rank's traceback."""
+
+
+def _serve(rank, world_size, port, timeout, first, tasks, results):
+    """One rank: join the process group, then run tasks until told to stop.
+
+    ``first`` is a task ``(worker, args)`` handed over when the process starts (under
+    ``fork`` it is inherited, never pickled); the others arrive on ``tasks``. Each result
+    goes back as bytes written by ``torch.save``. A failing task reports its traceback and
+    ends the process, which closes its connections: a rank waiting for it in a
+    collective then fails at once instead of waiting for the timeout.
+    """
+    torch.set_num_threads(1)  # one core per rank: the ranks share the machine
+    dist.init_process_group(
+        "gloo",
+        init_method=f"tcp://127.0.0.1:{port}",
+        rank=rank,
+        world_size=world_size,
+        timeout=timedelta(seconds=timeout),
+    )
+    try:
+        task = first if first is not None else tasks.get()
+        while task is not None:
+            worker, args = task
+            try:
+                buffer = io.BytesIO()
+                torch.save(worker(rank, world_size, *args), buffer)
+            except BaseException:
+                results.put((rank, "error", traceback.format_exc()))
+                return
+            results.put((rank, "ok", buffer.getvalue()))
+            task = tasks.get()
+    finally:
+        dist.destroy_process_group()
+
+
+class Ranks:
+    """``world_size`` processes in one gloo process group on 127.0.0.1, kept for many tasks.
+
+    Starting a process and importing torch takes seconds; a task takes milliseconds. So
+    the ranks start once and :meth:`run` sends them one task after another. Use it as a
+    context manager: leaving the block (or any failure) stops every process.
+    """
+
+    def __init__(self, world_size=2, *, timeout=60.0, start_method="spawn", first=None):
+        if not isinstance(world_size, int) or world_size < 1:
+            raise ValueError(f"world_size must be a positive int, got {world_size!r}")
+        context = mp.get_context(start_method)
+        self.world_size, self.timeout = world_size, timeout
+        self.port = free_port()
+        self._tasks = [context.SimpleQueue() for _ in range(world_size)]
+        results = context.Queue()
+        self._results = results
+        self.processes = [
+            context.Process(
+                target=_serve,
+                args=(
+                    rank,
+                    world_size,
+                    self.port,
+                    timeout,
+                    first,
+                    self._tasks[rank],
+                    self._results,
+                ),
+                daemon=True,  # never outlives the notebook's kernel
+            )
+            for rank in range(world_size)
+        ]
+        for process in self.processes:
+            process.start()
+
+    def __enter__(self):
+        return self
+
+    def __exit__(self, *exc):
+        self.close()
+
+    def run(self, worker: Callable, *args):
+        """``worker(rank, world_size, *args)`` on every rank; the list of their results.
+
+        ``worker`` must be importable (a function of a module) under ``spawn``.
+        """
+        for queue in self._tasks:
+            queue.put((worker, args))
+        return self.collect()
+
+    def collect(self) -> list:
+        """Wait for every rank's result; raise :class:`RankError` if any rank fails."""
+        deadline = time.monotonic() + self.timeout
+        results, errors = {}, {}
+        while len(results) + len(errors) < self.world_size:
+            if errors:  # the others fail fast once a rank is gone; give them a moment
+                deadline = min(deadline, time.monotonic() + 5)
+            if time.monotonic() > deadline:
+                self.close()
+                missing = sorted(set(range(self.world_size)) - set(results) - set(errors))
+                errors.update({r: f"no answer within {self.timeout:g} s" for r in missing})
+                break
+            try:
+                rank, status, payload = self._results.get(timeout=0.05)
+            except queue_module.Empty:
+                for rank, process in enumerate(self.processes):
+                    if rank not in errors and rank not in results and not process.is_alive():
+                        errors[rank] = f"exited with code {process.exitcode} without answering"
+                continue
+            if status == "ok":
+                results[rank] = torch.load(io.BytesIO(payload), weights_only=False)
+            else:
+                errors[rank] = payload
+        if errors:
+            self.close()
+            report = "\n".join(f"--- rank {r}: {errors[r]}" for r in sorted(errors))
+            raise RankError(f"{len(errors)} of {self.world_size} ranks failed\n{report}")
+        return [results[r] for r in range(self.world_size)]
+
+    def close(self) -> None:
+        """Ask every rank to stop, then terminate (and reap) any that does not."""
+        for queue, process in zip(self._tasks, self.processes, strict=True):
+            if process.is_alive():
+                queue.put(None)
+        for process in self.processes:
+            process.join(timeout=2)
+        for process in self.processes:
+            if process.is_alive():
+                process.terminate()
+                process.join(timeout=5)
+            if process.is_alive():
+                process.kill()
+                process.join()
+
+
+def launch(worker: Callable, world_size: int = 2, *args, timeout=60.0, start_method="spawn"):
+    """Start ``world_size`` ranks, run ``worker(rank, world_size, *args)`` once, stop them.
+
+    Under ``fork`` (Linux, macOS) the children inherit ``worker`` and ``args`` as they
+    are, so even a function defined in a notebook works; ``spawn`` needs ``worker``
+    importable from a module.
+    """
+    ranks = Ranks(world_size, timeout=timeout, start_method=start_method, first=(worker, args))
+    with ranks:
+        return ranks.collect()
+
+
+# ---- the model and data every demonstration shares ------------------------------------
+
+
+def make_model(seed: int = 0, dtype: torch.dtype = torch.float64) -> nn.Sequential:
+    """The chapter's network, initialised from ``seed``: the same on every rank."""
+    torch.manual_seed(seed)
+    model = nn.Sequential(nn.Linear(IN, HIDDEN), nn.Tanh(), nn.Linear(HIDDEN, OUT))
+    return model.to(dtype)
+
+
+def make_batch(size: int, seed: int = 1, dtype: torch.dtype = torch.float64):
+    """A reproducible global batch ``(x, y)``: random inputs and class labels."""
+    generator = torch.Generator().manual_seed(seed)
+    x = torch.randn(size, IN, generator=generator, dtype=dtype)
+    y = torch.randint(0, OUT, (size,), generator=generator)
+    return x, y
+
+
+def shard_of(tensor: torch.Tensor, rank: int, world_size: int) -> torch.Tensor:
+    """Rank ``rank``'s contiguous slice of a batch whose size ``world_size`` divides."""
+    if len(tensor) % world_size:
+        raise ValueError(f"batch of {len(tensor)} does not split into {world_size} equal shards")
+    size = len(tensor) // world_size
+    return tensor[rank * size : (rank + 1) * size]
+
+
+def loss_fn(model: nn.Module, x: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
+    """Mean cross-entropy over the examples given."""
+    return nn.functional.cross_entropy(model(x), y)
+
+
+def train_single(steps: int, batch: int, lr: float = 0.1, seed: int = 0) -> dict:
+    """One process, the whole global batch each step: the reference for data parallelism."""
+    model = make_model(seed)
+    optimizer = torch.optim.SGD(model.parameters(), lr=lr)
+    for step in range(steps):
+        x, y = make_batch(batch, seed=100 + step)
+        optimizer.zero_grad()
+        loss_fn(model, x, y).backward()
+        optimizer.step()
+    return {name: p.detach().clone() for name, p in model.named_parameters()}
+
+
+# ---- workers (each runs on every rank inside a process group) -------------------------
+
+
+def collectives(rank: int, world_size: int) -> dict:
+    """all_reduce, broadcast and all_gather on small tensors; what this rank ends up with."""
+    summed = torch.tensor([rank + 1.0, 10.0 * rank])
+    dist.all_reduce(summed)  # default op: SUM, result on every rank
+    shared = torch.tensor([42.0, 7.0]) if rank == 0 else torch.zeros(2)
+    dist.broadcast(shared, src=0)
+    gathered = [torch.zeros(1) for _ in range(world_size)]
+    dist.all_gather(gathered, torch.tensor([float(rank) ** 2]))
+    return {
+        "all_reduce": summed,
+        "broadcast": shared,
+        "all_gather": torch.cat(gathered),
+        "backend": dist.get_backend(),
+    }
+
+
+def grads_by_hand(rank: int, world_size: int, batch: int) -> dict:
+    """Data parallelism by hand: local backward on a shard, then all_reduce / world_size."""
+    model = make_model()
+    x, y = make_batch(batch)
+    loss_fn(model, shard_of(x, rank, world_size), shard_of(y, rank, world_size)).backward()
+    for p in model.parameters():
+        dist.all_reduce(p.grad)
+        p.grad /= world_size
+    return {name: p.grad for name, p in model.named_parameters()}
+
+
+def train_ddp(rank: int, world_size: int, steps: int, batch: int, lr: float = 0.1) -> dict:
+    """``steps`` of SGD with DistributedDataParallel, each rank on its shard of each batch.
+
+    Rank 1 starts from different weights on purpose: DDP broadcasts rank 0's when it
+    wraps the model, so the ranks still begin equal.
+    """
+    model = nn.parallel.DistributedDataParallel(make_model(seed=rank))
+    optimizer = torch.optim.SGD(model.parameters(), lr=lr)
+    for step in range(steps):
+        x, y = make_batch(batch, seed=100 + step)
+        optimizer.zero_grad()
+        loss_fn(model, shard_of(x, rank, world_size), shard_of(y, rank, world_size)).backward()
+        optimizer.step()
+    return {name: p.detach().clone() for name, p in model.module.named_parameters()}
+
+
+def mnist_net() -> nn.Sequential:
+    """Chapter 2's network (784-512-10, float32), initialised from seed 0."""
+    torch.manual_seed(0)
+    return nn.Sequential(nn.Linear(784, 512), nn.ReLU(), nn.Linear(512, 10))
+
+
+def ddp_events(rank: int, world_size: int, bucket_cap_mb: float | None = None) -> dict:
+    """The order in which gradients become ready and DDP starts each bucket's all-reduce.
+
+    On Chapter 2's network: a post-accumulate-grad hook on every parameter logs "ready";
+    a communication hook (DDP calls it when a bucket is full) logs the bucket, then
+    all-reduces it as DDP's default does. Two backward passes: DDP rebuilds its buckets
+    after the first, in the order the gradients actually arrived.
+    """
+    from torch.distributed.algorithms.ddp_comm_hooks.default_hooks import allreduce_hook
+
+    model = mnist_net()
+    names = {p: name for name, p in model.named_parameters()}
+    ddp = nn.parallel.DistributedDataParallel(model, bucket_cap_mb=bucket_cap_mb)
+    events = []
+    for p in names:
+        p.register_post_accumulate_grad_hook(lambda p: events.append(f"ready {names[p]}"))
+
+    def logging_allreduce(state, bucket):
+        params = ", ".join(names[p] for p in bucket.parameters())
+        events.append(f"all-reduce bucket {bucket.index()} ({bucket.buffer().numel():,}): {params}")
+        return allreduce_hook(state, bucket)
+
+    ddp.register_comm_hook(None, logging_allreduce)
+    passes = []
+    for step in range(2):
+        events.clear()
+        x = torch.randn(8, 784, generator=torch.Generator().manual_seed(step))
+        y = torch.arange(8) % 10
+        loss_fn(ddp, shard_of(x, rank, world_size), shard_of(y, rank, world_size)).backward()
+        passes.append(list(events))
+    return {"passes": passes, "parameters": {n: p.numel() for p, n in names.items()}}
+
+
+def accumulate_no_sync(rank: int, world_size: int, micro: int, batch: int) -> dict:
+    """Gradient accumulation over ``micro`` micro-batches, all-reducing only on the last.
+
+    Returns the gradients after the un-synced passes (local, different on each rank),
+    after the last pass (averaged), and how many bucket all-reduces each phase ran.
+    """
+    from torch.distributed.algorithms.ddp_comm_hooks.default_hooks import allreduce_hook
+
+    ddp = nn.parallel.DistributedDataParallel(make_model())
+    calls = []
+
+    def counting_allreduce(state, bucket):
+        calls.append(bucket.index())
+        return allreduce_hook(state, bucket)
+
+    ddp.register_comm_hook(None, counting_allreduce)
+    x, y = make_batch(batch)
+    chunks = list(zip(x.chunk(micro), y.chunk(micro), strict=True))
+
+    def micro_backward(xc, yc):
+        # each micro-batch's loss is scaled so that the sum is the mean over the batch
+        (
+            loss_fn(ddp, shard_of(xc, rank, world_size), shard_of(yc, rank, world_size)) / micro
+        ).backward()
+
+    with ddp.no_sync():
+        for xc, yc in chunks[:-1]:
+            micro_backward(xc, yc)
+    local = {name: p.grad.clone() for name, p in ddp.module.named_parameters()}
+    calls_in_no_sync = len(calls)
+    micro_backward(*chunks[-1])
+    synced = {name: p.grad.clone() for name, p in ddp.module.named_parameters()}
+    return {
+        "local": local,
+        "synced": synced,
+        "all-reduces inside no_sync": calls_in_no_sync,
+        "all-reduces on the last pass": len(calls) - calls_in_no_sync,
+    }
+
+
+def throughput(rank: int, world_size: int, batch: int, steps: int, threads: int = 1) -> dict:
+    """Examples per second of DDP training on Chapter 2's network (784-512-10, float32).
+
+    ``batch`` is the global batch; each rank computes ``batch // world_size`` of it. The
+    data is random (speed does not depend on the pixels). With ``world_size`` 1, DDP is
+    skipped: plain single-process training.
+    """
+    torch.set_num_threads(threads)
+    model = mnist_net()
+    if world_size > 1:
+        model = nn.parallel.DistributedDataParallel(model)
+    optimizer = torch.optim.SGD(model.parameters(), lr=0.01)
+    x = torch.randn(batch // world_size, 784)
+    y = torch.randint(0, 10, (batch // world_size,))
+
+    def step():
+        optimizer.zero_grad()
+        nn.functional.cross_entropy(model(x), y).backward()
+        optimizer.step()
+
+    for _ in range(3):  # warm up (DDP rebuilds its buckets after the first step)
+        step()
+    if world_size > 1:
+        dist.barrier()
+    start = time.perf_counter()
+    for _ in range(steps):
+        step()
+    seconds = time.perf_counter() - start
+    return {"examples/s": steps * batch / seconds, "seconds": seconds}
+
+
+def single_throughput(batch: int, steps: int, threads: int) -> float:
+    """:func:`throughput` in this process, without a process group (examples/s)."""
+    before = torch.get_num_threads()
+    try:
+        return throughput(0, 1, batch, steps, threads)["examples/s"]
+    finally:
+        torch.set_num_threads(before)
+
+
+def fail_on_rank(rank: int, world_size: int, bad_rank: int, mode: str = "raise") -> None:
+    """For the cleanup tests: ``bad_rank`` raises (or hangs) instead of joining an all_reduce."""
+    if rank == bad_rank:
+        if mode == "raise":
+            raise RuntimeError(f"rank {rank} failed on purpose")
+        time.sleep(3600)
+    dist.all_reduce(torch.ones(1))
+
+
+def main() -> None:
+    """The ``torchrun`` entry point: the same DDP training, configured by the environment.
+
+    torchrun starts one process per rank and sets ``RANK``, ``WORLD_SIZE``,
+    ``MASTER_ADDR`` and ``MASTER_PORT``; ``init_process_group`` reads them (``env://``).
+    """
+    torch.set_num_threads(1)
+    dist.init_process_group("gloo", timeout=timedelta(seconds=60))
+    rank, world_size = dist.get_rank(), dist.get_world_size()
+    try:
+        params = train_ddp(rank, world_size, steps=5, batch=32)
+        flat = torch.cat([p.flatten() for p in params.values()])
+        gathered = [torch.zeros_like(flat) for _ in range(world_size)]
+        dist.all_gather(gathered, flat)
+        expected = torch.cat([p.flatten() for p in train_single(5, 32).values()])
+        if rank == 0:
+            same = all(torch.equal(g, gathered[0]) for g in gathered)
+            close = torch.allclose(gathered[0], expected, rtol=1e-12, atol=1e-14)
+            print(f"world size {world_size}, {os.environ['MASTER_ADDR']}:", end=" ")
+            print(f"ranks identical: {same}, equal to one process: {close}")
+    finally:
+        dist.destroy_process_group()
+
+
+if __name__ == "__main__":
+    main()
