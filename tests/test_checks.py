@@ -8,6 +8,7 @@ from course.checks import (
     MODE_ENV,
     CheckError,
     Mismatch,
+    call,
     check,
     expect_close,
     expect_equal,
@@ -49,7 +50,16 @@ def test_a_crash_in_learner_code_is_reported_not_raised(capsys):
     "got, message",
     [
         (torch.tensor([1.0, 2.0]), "shape: expected (2, 2), got (2,)"),
-        ([[1.0, 2.0]], "expected a Tensor"),
+        ([[1.0, 2.0]], "expected a torch.Tensor"),
+        (np.array([[1.0, 2.0], [3.0, 4.0]]), "expected a torch.Tensor, got array"),
+        (
+            torch.tensor([[1.0, 2.0], [3.0, 4.0]], dtype=torch.float64),
+            "dtype: expected torch.float32",
+        ),
+        (torch.tensor([[1.0, 2.0], [3.0, float("nan")]]), "index (1, 1): expected 4, got nan"),
+        (torch.tensor([[1.0, 2.0], [3.0, float("inf")]]), "index (1, 1): expected 4, got inf"),
+        (torch.tensor([[1, 2], [3, 4]]), "dtype: expected torch.float32, got torch.int64"),
+        (None, "expected a torch.Tensor, got None"),
         (torch.tensor([[1.0, 2.0], [3.0, 5.0]]), "index (1, 1): expected 4, got 5"),
     ],
 )
@@ -60,10 +70,71 @@ def test_expect_close_says_what_differs(got, message):
 
 
 def test_expect_close_accepts_equal_values_across_kinds():
-    expect_close(np.array([1.0, 2.0]), torch.tensor([1.0, 2.0]), "y")
+    expect_close(np.array([1.0, 2.0]), torch.tensor([1.0, 2.0]), "y", dtype=False)
     expect_close(torch.tensor(3.0), 3.0, "y")
+    expect_close(float("inf"), float("inf"), "y")
+    expect_close(torch.tensor([float("-inf"), 1.0]), torch.tensor([float("-inf"), 1.0]), "y")
     with pytest.raises(Mismatch, match="expected 3, got 3.1"):
         expect_close(3.1, 3.0, "y")
+
+
+@pytest.mark.parametrize(
+    "got", [None, "3.0", True, [3.0], torch.ones(2), float("nan"), float("inf"), 1j]
+)
+def test_expect_close_rejects_junk_numbers(got):
+    with pytest.raises(Mismatch, match="y: expected"):
+        expect_close(got, 3.0, "y")
+
+
+class BrokenStr(Exception):
+    def __str__(self):
+        raise ValueError("no str")
+
+
+class BrokenRepr:
+    def __repr__(self):
+        raise ValueError("no repr")
+
+
+@pytest.mark.parametrize(
+    "body, message",
+    [
+        (
+            lambda: (_ for _ in ()).throw(BrokenStr()),
+            "your code raised BrokenStr: <BrokenStr whose",
+        ),
+        (lambda: expect_close(BrokenRepr(), torch.ones(2), "y"), "<BrokenRepr whose repr() raised"),
+        (lambda: expect_close(BrokenRepr(), 1.0, "y"), "y: expected a number"),
+        (lambda: call("f(x)", None), "f(x): expected a function, got None"),
+        (lambda: call("f(x)", lambda: 1 / 0), "f(x): your code raised ZeroDivisionError"),
+        (
+            lambda: expect_close(np.array(["a", "b"], dtype=object), np.ones(2), "y", dtype=False),
+            "expected real numbers",
+        ),
+    ],
+)
+def test_junk_never_escapes_check(body, message, capsys):
+    verdict = check("Exercise 0.1 (f)", body)
+    out = capsys.readouterr().out
+    assert verdict.status == "fail" and message in out, out
+
+
+def test_checks_leave_the_global_random_state_alone(capsys):
+    torch.manual_seed(123)
+    np.random.seed(123)
+    expected_torch, expected_numpy = torch.rand(3), np.random.rand(3)
+    torch.manual_seed(123)
+    np.random.seed(123)
+
+    def body():
+        torch.manual_seed(0)
+        np.random.seed(0)
+        torch.rand(5)
+        return "ok"
+
+    check("Exercise 0.1 (f)", body)
+    assert torch.equal(torch.rand(3), expected_torch), "check reseeded torch's global generator"
+    assert np.array_equal(np.random.rand(3), expected_numpy), "check reseeded NumPy's"
 
 
 @pytest.mark.parametrize(

@@ -299,3 +299,98 @@ def test_training_steps_match_torch():
         close(loss.data, ref, f"loss at step {step}")
     for p, q in zip(model.parameters(), reference.parameters(), strict=False):
         close(p.data, q, "weights after 10 steps")
+
+
+# --- Edges, each against torch ---------------------------------------------------------------
+
+
+@pytest.mark.parametrize("k", [0, 1, 2, 3, -1, 0.5, 2.5])
+def test_value_pow_at_zero_and_constants_on_both_sides(k):
+    xs = (0.0, 1.5) if k == 0 or (isinstance(k, int) and k > 0) else (1.5, 0.25)
+    ours = [E.Value(x) for x in xs]
+    out = ours[0] ** k + 2 - ours[1] + 2 / (ours[1] + 3) + 3 * ours[0]
+    out.backward()
+    theirs = [leaf(x) for x in xs]
+    ref = theirs[0] ** k + 2 - theirs[1] + 2 / (theirs[1] + 3) + 3 * theirs[0]
+    ref.backward()
+    close(out.data, ref.item(), f"x ** {k}: value")
+    close([v.grad for v in ours], [t.grad.item() for t in theirs], f"x ** {k}: grads")
+
+
+def test_tensor_pow_zero_at_zero_has_zero_gradient_like_torch():
+    tensor_case(lambda a: a**0, [np.array([0.0, -1.5, 2.0])])
+    tensor_case(lambda a: a**1, [np.array([0.0, -1.5, 2.0])])
+
+
+@pytest.mark.parametrize(
+    "shapes", [((4,), (4, 2)), ((3, 4), (4,)), ((4,), (4,)), ((2, 3, 4), (4,)), ((4,), (2, 4, 3))]
+)
+def test_matmul_follows_torchs_rules_for_vectors(shapes):
+    rng = np.random.default_rng(7)
+    tensor_case(lambda a, b: a @ b, [rng.standard_normal(s) for s in shapes])
+
+
+def test_matmul_with_an_operand_that_needs_no_grad():
+    rng = np.random.default_rng(8)
+    a, w = rng.standard_normal((3, 4)), rng.standard_normal((4, 2))
+    x = E.Tensor(a, requires_grad=True)
+    (x @ E.Tensor(w)).sum().backward()
+    (w.T @ x.T).sum().backward()  # an ndarray on the left: __rmatmul__
+    t = leaf(a)
+    ((t @ torch.from_numpy(w)).sum() + (torch.from_numpy(w.T) @ t.T).sum()).backward()
+    close(x.grad, t.grad, "grad of x through x @ W and W.T @ x.T")
+
+
+def test_numpy_array_on_the_left_builds_a_tensor():
+    x = E.Tensor(np.array([1.0, 2.0]), requires_grad=True)
+    for out in (np.full(2, 3.0) * x, np.full(2, 3.0) + x, np.full(2, 3.0) - x, np.ones(2) / x):
+        assert isinstance(out, E.Tensor), f"array op Tensor gave {type(out).__name__}"
+    (np.full(2, 3.0) * x).sum().backward()
+    close(x.grad, np.full(2, 3.0), "grad of array * x")
+    assert isinstance(np.float64(2.0) * E.Value(1.0), E.Value)
+
+
+def test_backward_with_a_wrong_shaped_gradient_raises_like_torch():
+    x = E.Tensor(np.ones((2, 3)), requires_grad=True)
+    with pytest.raises(RuntimeError, match="shape"):
+        (x * 2).backward(np.ones(3))
+    with pytest.raises(RuntimeError, match="shape"):
+        (torch.ones(2, 3, requires_grad=True) * 2).backward(torch.ones(3))
+    (x * 2).backward(np.ones((2, 3)))
+    close(x.grad, np.full((2, 3), 2.0), "a right-shaped gradient still works")
+
+
+def test_a_minus_inf_logit_gives_a_finite_loss_like_torch():
+    logits = np.array([[0.0, -np.inf, 1.0], [2.0, 0.5, -np.inf], [-np.inf, 3.0, 0.0]])
+    targets = np.array([0, 1, 2])
+    x = E.Tensor(logits.copy(), requires_grad=True)
+    loss = E.cross_entropy(x, targets)
+    loss.backward()
+    t = leaf(logits)
+    ref = F.cross_entropy(t, torch.from_numpy(targets))
+    ref.backward()
+    assert np.isfinite(loss.data), loss.data
+    close(loss.data, ref, "cross_entropy with -inf logits")
+    close(x.grad, t.grad, "its gradient")
+
+
+@pytest.mark.parametrize("op", ["tanh", "relu", "exp"])
+def test_large_magnitudes_do_not_overflow(op):
+    values = np.array([-1000.0, -500.0, -50.0, 0.0, 50.0, 500.0])
+    if op != "exp":
+        values = np.append(values, 1000.0)
+    tensor_case(lambda a: getattr(a, op)(), [values])
+    for x in values:
+        tensor_case(lambda a: getattr(a, op)(), [np.array(x)])
+        v, t = E.Value(x), leaf(x)
+        out, ref = getattr(v, op)(), getattr(t, op)()
+        out.backward()
+        ref.backward()
+        close([out.data, v.grad], [ref.item(), t.grad.item()], f"Value {op} at {x}")
+
+
+def test_indexing_gathers_and_scatters_like_torch():
+    rng = np.random.default_rng(9)
+    rows, cols = np.array([0, 2, 2, 1]), np.array([1, 0, 0, 3])
+    tensor_case(lambda a: a[rows, cols], [rng.standard_normal((3, 4))])
+    tensor_case(lambda a: a[1:, ::2], [rng.standard_normal((3, 4))])

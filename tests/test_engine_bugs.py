@@ -383,3 +383,311 @@ def test_stub_is_not_done_yet(name, monkeypatch, capsys):
     verdict = run_check(name)
     assert verdict.status == "todo", capsys.readouterr().out
     assert "not done yet" in capsys.readouterr().out or verdict.message.startswith("not done yet")
+
+
+# --- Bugs that must fail with a hint that names the real cause ------------------------------
+
+
+def half_guarded(op, local):
+    """A binary Tensor op that guards only the right operand (`other`), as learners do."""
+
+    def method(self, other):
+        other = self._wrap(other)
+        out = E.Tensor._node(op(self.data, other.data), (self, other), "?")
+
+        def _backward():
+            ga, gb = local(self.data, other.data, out.grad)
+            self.grad += E.unbroadcast(ga, self.shape)
+            if other.requires_grad:
+                other.grad += E.unbroadcast(gb, other.shape)
+
+        out._backward = _backward
+        return out
+
+    return method
+
+
+def unguarded_matmul(self, other):
+    other = self._wrap(other)
+    out = E.Tensor._node(self.data @ other.data, (self, other), "@")
+
+    def _backward():
+        self.grad += E.unbroadcast(out.grad @ other.data.swapaxes(-1, -2), self.shape)
+        other.grad += E.unbroadcast(self.data.swapaxes(-1, -2) @ out.grad, other.shape)
+
+    out._backward = _backward
+    return out
+
+
+def exp_tanh(x):
+    return (np.exp(2 * x) - 1) / (np.exp(2 * x) + 1)
+
+
+def value_exp_tanh(a):
+    return (math.exp(2 * a) - 1) / (math.exp(2 * a) + 1)
+
+
+def pow_without_k(self, k):
+    out = E.Tensor._node(self.data**k, (self,), f"**{k}")
+
+    def _backward():
+        self.grad += self.data ** (k - 1) * out.grad
+
+    out._backward = _backward
+    return out
+
+
+def value_pow_without_guard(self, k):
+    out = E.Value(self.data**k, (self,), f"**{k}")
+
+    def _backward():
+        self.grad += k * self.data ** (k - 1) * out.grad
+
+    out._backward = _backward
+    return out
+
+
+def detached_log_softmax(x):
+    """Right values, wrong gradient: the log-sum-exp is computed from x.data."""
+    m = x.data.max(axis=-1, keepdims=True)
+    return x - (m + np.log(np.exp(x.data - m).sum(axis=-1, keepdims=True)))
+
+
+def one_hot_cross_entropy(logits, targets):
+    one_hot = np.eye(logits.shape[-1], dtype=logits.dtype)[targets]
+    return -(E.log_softmax(logits) * one_hot).sum(axis=-1).mean()
+
+
+def float64_wrap(self, other):
+    return other if isinstance(other, E.Tensor) else E.Tensor(np.asarray(other, np.float64))
+
+
+def numpy_out_add(self, other):
+    return self.data + self._wrap(other).data
+
+
+def no_requires_grad_exp(self):
+    out = E.Tensor(np.exp(self.data), False, (self,), "exp")
+    return out
+
+
+class BrokenStr(Exception):
+    def __str__(self):
+        raise ValueError("no str")
+
+
+def broken_relu(self):
+    raise BrokenStr
+
+
+def ge_relu(self):
+    """The slope at 0 is 1 here, 0 in torch."""
+    out = E.Tensor._node(np.maximum(self.data, 0), (self,), "relu")
+
+    def _backward():
+        self.grad += out.grad * (self.data >= 0)
+
+    out._backward = _backward
+    return out
+
+
+HINTED_BUGS = {
+    "add guards only the right operand": (
+        "elementwise",
+        E.Tensor,
+        "__add__",
+        half_guarded(np.add, lambda a, b, g: (g, g)),
+        "send a gradient only to an input that requires_grad",
+    ),
+    "mul guards only the right operand": (
+        "elementwise",
+        E.Tensor,
+        "__mul__",
+        half_guarded(np.multiply, lambda a, b, g: (g * b, g * a)),
+        "send a gradient only to an input that requires_grad",
+    ),
+    "matmul guards neither operand": (
+        "shapes",
+        E.Tensor,
+        "__matmul__",
+        unguarded_matmul,
+        "send a gradient only to an input that requires_grad",
+    ),
+    "Tensor tanh from exp overflows": (
+        "elementwise",
+        E.Tensor,
+        "tanh",
+        tensor_op(exp_tanh, lambda a, out: [out.grad * (1 - out.data**2)]),
+        "np.tanh cannot overflow",
+    ),
+    "Value tanh from exp overflows": (
+        "unary",
+        E.Value,
+        "tanh",
+        scalar_op(value_exp_tanh, lambda a, out: [(1 - out.data**2) * out.grad]),
+        "math.tanh, which cannot overflow",
+    ),
+    "Tensor pow drops k": ("elementwise", E.Tensor, "__pow__", pow_without_k, "use the k"),
+    "Value pow divides by zero at x ** 0": (
+        "unary",
+        E.Value,
+        "__pow__",
+        value_pow_without_guard,
+        "a ** 0 at a=0: your code raised ZeroDivisionError",
+    ),
+    "log_softmax gradient lost through x.data": (
+        "cross_entropy",
+        E,
+        "log_softmax",
+        detached_log_softmax,
+        "a term computed from x.data",
+    ),
+    "cross_entropy by a one-hot product": (
+        "cross_entropy",
+        E,
+        "cross_entropy",
+        one_hot_cross_entropy,
+        "-inf * 0",
+    ),
+    "numbers become float64": ("elementwise", E.Tensor, "_wrap", float64_wrap, "float32"),
+    "add returns a NumPy array": (
+        "elementwise",
+        E.Tensor,
+        "__add__",
+        numpy_out_add,
+        "expected your Tensor, got array",
+    ),
+    "exp output does not require grad": (
+        "elementwise",
+        E.Tensor,
+        "exp",
+        no_requires_grad_exp,
+        "the output's requires_grad",
+    ),
+    "relu raises an exception whose str raises": (
+        "elementwise",
+        E.Tensor,
+        "relu",
+        broken_relu,
+        "your code raised BrokenStr",
+    ),
+    "relu has slope 1 at 0": ("elementwise", E.Tensor, "relu", ge_relu, "a.relu()"),
+    "Value relu has slope 1 at 0": (
+        "unary",
+        E.Value,
+        "relu",
+        scalar_op(lambda a: max(a, 0.0), lambda a, out: [(a.data >= 0) * out.grad]),
+        "a.relu() at a=0",
+    ),
+    "Value mul forgets a number on the left": (
+        "add_mul",
+        E.Value,
+        "__rmul__",
+        lambda self, other: E.Value(other),
+        "4 * a (a number) at a=2: out.data",
+    ),
+}
+
+
+@pytest.mark.filterwarnings("ignore::RuntimeWarning")  # overflow in the wrong answers
+@pytest.mark.parametrize("bug", HINTED_BUGS)
+def test_check_catches_bug_and_hints_at_its_cause(bug, monkeypatch, capsys):
+    name, owner, attribute, replacement, message = HINTED_BUGS[bug]
+    monkeypatch.setattr(owner, attribute, replacement)
+    verdict = run_check(name)
+    out = capsys.readouterr().out
+    assert verdict.status == "fail", f"check {name!r} did not catch {bug!r}: {out}"
+    assert message in out, f"{bug}: expected {message!r} in:\n{out}"
+    assert "Hint:" in out and "subtract" not in out.split("Hint:")[-1] or "max" in message, out
+
+
+def stable_value_tanh(a):
+    e = math.exp(-2 * abs(a))
+    return math.copysign((1 - e) / (1 + e), a)
+
+
+def while_unbroadcast(grad, shape):
+    while grad.ndim > len(shape):
+        grad = grad.sum(axis=0)
+    for axis, n in enumerate(shape):
+        if n == 1 and grad.shape[axis] != 1:
+            grad = grad.sum(axis=axis, keepdims=True)
+    return grad
+
+
+def einsum_matmul(self, other):
+    other = self._wrap(other)
+    if self.data.ndim == 1 or other.data.ndim == 1:
+        return self._matmul_vectors(other)
+    out = E.Tensor._node(np.einsum("...ij,...jk->...ik", self.data, other.data), (self, other), "@")
+
+    def _backward():
+        for t, g in (
+            (self, np.einsum("...ik,...jk->...ij", out.grad, other.data)),
+            (other, np.einsum("...ij,...ik->...jk", self.data, out.grad)),
+        ):
+            if t.requires_grad:
+                t.grad += E.unbroadcast(g, t.shape)
+
+    out._backward = _backward
+    return out
+
+
+def logaddexp_log_softmax(x):
+    m = x.data.max(axis=-1, keepdims=True)
+    return x - m - (x - m).exp().sum(axis=-1, keepdims=True).log()
+
+
+def sum_then_scale_cross_entropy(logits, targets):
+    picked = E.log_softmax(logits)[np.arange(len(targets)), targets]
+    return picked.sum() * (-1 / len(targets))
+
+
+RIGHT_BUT_UNUSUAL = {
+    "Value tanh from exp(-2|a|)": (
+        "unary",
+        E.Value,
+        "tanh",
+        scalar_op(stable_value_tanh, lambda a, out: [(1 - out.data**2) * out.grad]),
+    ),
+    "Value sigmoid from tanh": (
+        "unary",
+        E.Value,
+        "sigmoid",
+        scalar_op(
+            lambda a: 0.5 * (1 + math.tanh(a / 2)),
+            lambda a, out: [out.data * (1 - out.data) * out.grad],
+        ),
+    ),
+    "unbroadcast with a while loop": ("unbroadcast", E, "unbroadcast", while_unbroadcast),
+    "matmul with einsum": ("shapes", E.Tensor, "__matmul__", einsum_matmul),
+    "log_softmax with the max subtracted twice": (
+        "cross_entropy",
+        E,
+        "log_softmax",
+        logaddexp_log_softmax,
+    ),
+    "cross_entropy as a scaled sum": (
+        "cross_entropy",
+        E,
+        "cross_entropy",
+        sum_then_scale_cross_entropy,
+    ),
+    "Tensor tanh as 2 sigmoid(2a) - 1, stable": (
+        "elementwise",
+        E.Tensor,
+        "tanh",
+        tensor_op(
+            lambda a: 2 * np.exp(-np.logaddexp(0, -2 * a)) - 1,
+            lambda a, out: [out.grad * (1 - out.data**2)],
+        ),
+    ),
+}
+
+
+@pytest.mark.parametrize("answer", RIGHT_BUT_UNUSUAL)
+def test_check_accepts_right_but_unusual_answer(answer, monkeypatch, capsys):
+    name, owner, attribute, replacement = RIGHT_BUT_UNUSUAL[answer]
+    monkeypatch.setattr(owner, attribute, replacement)
+    verdict = run_check(name)
+    assert verdict.passed, capsys.readouterr().out

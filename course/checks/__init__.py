@@ -18,8 +18,11 @@ variable ``COURSE_CHECKS`` tells them how strict to be:
 
 import math
 import os
-from collections.abc import Callable
+import random
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
+from typing import Any
 
 import numpy as np
 import torch
@@ -64,7 +67,8 @@ def check(task: str, body: Callable[[], str], hint: str = "") -> Verdict:
     printed under a failure.
     """
     try:
-        verdict = Verdict(task, "pass", body())
+        with isolated_random_state():
+            verdict = Verdict(task, "pass", str(body()))
     except NotImplementedError:
         verdict = Verdict(
             task,
@@ -73,14 +77,60 @@ def check(task: str, body: Callable[[], str], hint: str = "") -> Verdict:
             "your code,\n  run that cell, then run this check again.",
         )
     except Mismatch as error:
-        verdict = Verdict(task, "fail", _with_hint(str(error), hint))
+        verdict = Verdict(task, "fail", _with_hint(safe_str(error), hint))
     except Exception as error:  # the learner's code crashed: report it, don't raise
-        verdict = Verdict(
-            task, "fail", _with_hint(f"your code raised {type(error).__name__}: {error}", hint)
-        )
+        verdict = Verdict(task, "fail", _with_hint(f"your code raised {raised(error)}", hint))
     print(verdict)
     _enforce(verdict)
     return verdict
+
+
+def safe_str(value: object) -> str:
+    """``str(value)``, or a placeholder when the learner's ``__str__`` itself raises."""
+    try:
+        return str(value)
+    except Exception as error:  # a learner's exception or object with a broken __str__
+        return f"<{type(value).__name__} whose str() raised {type(error).__name__}>"
+
+
+def raised(error: BaseException) -> str:
+    """``"TypeError: message"`` for a verdict, safe against a broken ``__str__``."""
+    return f"{type(error).__name__}: {safe_str(error)}"
+
+
+def rng(seed: int) -> np.random.Generator:
+    """A local NumPy generator: checks never touch (or reseed) the global random state."""
+    return np.random.default_rng(seed)
+
+
+def generator(seed: int) -> torch.Generator:
+    """A local torch generator (CPU): checks never touch (or reseed) the global one."""
+    return torch.Generator().manual_seed(seed)
+
+
+def random_tensor(
+    *shape: int, seed: int = 0, dtype: torch.dtype = torch.float64, scale: float = 1.0
+) -> torch.Tensor:
+    """Reproducible normal test input from a local generator (the global state stays put)."""
+    return torch.randn(shape, generator=generator(seed), dtype=dtype) * scale
+
+
+@contextmanager
+def isolated_random_state() -> Iterator[None]:
+    """Leave the global random state of torch, NumPy and ``random`` as it was found.
+
+    A check that must let the learner's code draw from the global generator (e.g. the
+    weights that ``make_net()`` initialises) seeds it inside this block; the learner's own
+    sequence continues afterwards as if the check had not run.
+    """
+    numpy_state = np.random.get_state()
+    python_state = random.getstate()
+    with torch.random.fork_rng(devices=[]):
+        try:
+            yield
+        finally:
+            np.random.set_state(numpy_state)
+            random.setstate(python_state)
 
 
 def _with_hint(message: str, hint: str) -> str:
@@ -99,21 +149,31 @@ def _enforce(verdict: Verdict) -> None:
         raise CheckError(f"{MODE_ENV}={mode!r}: expected unset, 'strict' or 'stubs'")
 
 
-def call(what: str, function, *args):
+def call(what: str, function: Any, *args: Any, **kwargs: Any) -> Any:
     """``function(*args)``; a crash becomes a :class:`Mismatch` that names the input.
 
     A stub's ``NotImplementedError`` passes through, so the verdict says "not done yet".
     """
+    expect(callable(function), f"{what}: expected a function, got {describe(function)}")
     try:
-        return function(*args)
+        return function(*args, **kwargs)
     except NotImplementedError:
         raise
     except Exception as error:
-        raise Mismatch(f"{what}: your code raised {type(error).__name__}: {error}") from error
+        raise Mismatch(f"{what}: your code raised {raised(error)}") from error
 
 
-def describe(value) -> str:
+def describe(value: object) -> str:
     """A short, one-line description of a value for a verdict message."""
+    try:
+        return _describe(value)
+    except Exception as error:  # a learner object whose repr raises
+        return f"<{type(value).__name__} whose repr() raised {type(error).__name__}>"
+
+
+def _describe(value: object) -> str:
+    if isinstance(value, torch.Tensor) and value.is_complex():
+        return f"complex tensor of shape {tuple(value.shape)}"
     if isinstance(value, (torch.Tensor, np.ndarray)):
         kind = "tensor" if isinstance(value, torch.Tensor) else "array"
         shape = tuple(value.shape)
@@ -124,7 +184,8 @@ def describe(value) -> str:
             threshold=12,
             edgeitems=2,
         ).replace("\n", "")
-        return f"{kind} of shape {shape} {body}"
+        dtype = str(value.dtype)
+        return f"{kind} of shape {shape} and dtype {dtype} {body}"
     text = repr(value)
     return text if len(text) <= 120 else text[:117] + "..."
 
@@ -135,23 +196,43 @@ def expect(condition: bool, message: str) -> None:
         raise Mismatch(message)
 
 
-def expect_equal(got, expected, what: str) -> None:
+def expect_equal(got: object, expected: object, what: str) -> None:
     """``got == expected`` for plain values (ints, tuples, strings, bools)."""
     expect(got == expected, f"{what}: expected {describe(expected)}, got {describe(got)}")
 
 
-def expect_close(got, expected, what: str, rtol: float = 1e-6, atol: float = 1e-8) -> None:
-    """``got`` matches ``expected`` in type, shape and value (within rtol/atol).
+def expect_close(
+    got: object,
+    expected: object,
+    what: str,
+    rtol: float = 1e-6,
+    atol: float = 1e-8,
+    *,
+    dtype: bool = True,
+) -> None:
+    """``got`` matches ``expected`` in type, shape, dtype and value (within rtol/atol).
 
-    Works for torch tensors, NumPy arrays and Python numbers; the message names the
-    first thing that differs: the kind, the shape, or the largest difference and where.
+    Works for torch tensors, NumPy arrays and Python numbers. A torch.Tensor is expected
+    where torch gives one (a NumPy array is accepted only where NumPy is expected, or with
+    ``dtype=False``, for the arrays of the Chapter 4 engine); with ``dtype`` two torch
+    tensors must have the same dtype. Infinities must match in sign and place; NaN matches
+    only NaN. The message names the first thing that differs: the kind, the shape, the
+    dtype, or the largest difference and where.
     """
     if isinstance(expected, (torch.Tensor, np.ndarray)):
-        expect(
-            isinstance(got, (torch.Tensor, np.ndarray)),
-            f"{what}: expected a {type(expected).__name__}, got {describe(got)}",
-        )
+        kinds = (torch.Tensor, np.ndarray) if not dtype else type(expected)
+        name = "torch.Tensor" if isinstance(expected, torch.Tensor) else "NumPy array"
+        expect(isinstance(got, kinds), f"{what}: expected a {name}, got {describe(got)}")
         expect_equal(tuple(got.shape), tuple(expected.shape), f"{what}: shape")
+        if dtype:
+            expect(
+                got.dtype == expected.dtype,
+                f"{what}: dtype: expected {expected.dtype}, got {got.dtype}",
+            )
+        expect(
+            not (isinstance(got, torch.Tensor) and got.is_complex()),
+            f"{what}: expected real numbers, got {describe(got)}",
+        )
         g = _as_float64(got)
         e = _as_float64(expected)
         ok = np.isclose(g, e, rtol=rtol, atol=atol, equal_nan=True)
@@ -165,21 +246,26 @@ def expect_close(got, expected, what: str, rtol: float = 1e-6, atol: float = 1e-
                 f"got {g[where]:.6g}"
             )
         return
+    number = isinstance(got, (int, float, np.floating, np.integer)) and not isinstance(got, bool)
+    if isinstance(got, (torch.Tensor, np.ndarray)):
+        number = (got.numel() if isinstance(got, torch.Tensor) else got.size) == 1 and _real(got)
+    expect(number, f"{what}: expected a number, got {describe(got)}")
+    value, target = float(got), float(expected)
+    same = value == target or (math.isnan(value) and math.isnan(target))
     expect(
-        isinstance(got, (int, float, np.floating, np.integer))
-        or (isinstance(got, torch.Tensor) and got.numel() == 1),
-        f"{what}: expected a number, got {describe(got)}",
-    )
-    value = float(got)
-    expect(
-        math.isclose(value, float(expected), rel_tol=rtol, abs_tol=atol),
-        f"{what}: expected {float(expected):.6g}, got {value:.6g}",
+        same or math.isclose(value, target, rel_tol=rtol, abs_tol=atol),
+        f"{what}: expected {target:.6g}, got {value:.6g}",
     )
 
 
-def _as_float64(x) -> np.ndarray:
-    if isinstance(x, torch.Tensor):
-        x = x.detach().cpu()
-        x = x.to(torch.float64) if not x.is_complex() else x
-        return x.numpy()
-    return np.asarray(x, dtype=np.float64)
+def _real(x: torch.Tensor | np.ndarray) -> bool:
+    return not (x.is_complex() if isinstance(x, torch.Tensor) else np.iscomplexobj(x))
+
+
+def _as_float64(x: object) -> np.ndarray:
+    try:
+        if isinstance(x, torch.Tensor):
+            return x.detach().cpu().to(torch.float64).numpy()
+        return np.asarray(x, dtype=np.float64)
+    except (TypeError, ValueError, RuntimeError) as error:
+        raise Mismatch(f"expected real numbers, got {describe(x)} ({raised(error)})") from None

@@ -9,13 +9,26 @@ even before ``backward()`` is written.
 
 import math
 import time
+from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
+from dataclasses import dataclass
+from typing import Any
 
 import numpy as np
 import torch
 import torch.nn.functional as F
 
-from course.checks import Mismatch, check, expect, expect_close, expect_equal
+from course.checks import (
+    Mismatch,
+    Verdict,
+    check,
+    describe,
+    expect,
+    expect_close,
+    expect_equal,
+    raised,
+    rng,
+)
 from course.threads import same_threads
 
 F64 = torch.float64
@@ -24,60 +37,143 @@ RTOL, ATOL = 1e-9, 1e-12
 
 
 @contextmanager
-def _hint(text: str, what: str = ""):
+def _hint(text: str, what: str = "") -> Iterator[None]:
     """Add an op-specific hint to a mismatch, or to an error of the learner's code, inside
     the block; ``what`` names the op and its input in the latter case."""
     try:
         yield
     except Mismatch as error:
-        raise Mismatch(f"{error}\n  Hint: {text}") from None
+        message = str(error)
+        raise Mismatch(
+            message if "\n  Hint:" in message else f"{message}\n  Hint: {text}"
+        ) from None
     except (NotImplementedError, RecursionError):
         raise
     except Exception as error:
-        raise Mismatch(
-            f"{what}: your code raised {type(error).__name__}: {error}\n  Hint: {text}"
-        ) from None
+        if isinstance(error, TypeError) and "NoneType" in raised(error):
+            text = GUARD_HINT  # `None += ...`: a grad sent to an input that needs none
+        raise Mismatch(f"{what}: your code raised {raised(error)}\n  Hint: {text}") from None
 
 
-def _leaf(x) -> torch.Tensor:
+def _leaf(x: Any) -> torch.Tensor:
     return torch.tensor(x, dtype=F64, requires_grad=True)
 
 
-def _numbers(xs) -> str:
+def _numbers(xs: Sequence[float]) -> str:
     return ", ".join(f"{name}={x:g}" for name, x in zip("abc", xs, strict=False))
+
+
+def _close(got: Any, expected: Any, what: str) -> None:
+    """Your engine's number or NumPy array against torch's, in float64 (RTOL, ATOL)."""
+    if isinstance(expected, torch.Tensor):
+        expected = expected.detach().numpy()
+        expect(
+            isinstance(got, np.ndarray),
+            f"{what}: expected a NumPy array (your Tensor's .data/.grad), got {describe(got)}",
+        )
+    expect_close(got, expected, what, RTOL, ATOL)
+
+
+def _is_value(Value: type, v: Any, what: str) -> None:
+    expect(isinstance(v, Value), f"{what}: expected one of your Values, got {describe(v)}")
 
 
 # --- Part 1: the scalar engine ------------------------------------------------------------
 
+
+@dataclass(frozen=True)
+class ScalarCase:
+    """A scalar expression ``f`` of ``Value``s, tried at each point of ``points``."""
+
+    name: str
+    f: Callable[..., Any]
+    points: tuple[tuple[float, ...], ...]
+    hint: str = ""
+
+
+POW_RULE = "d(a ** k)/da = k * a.data ** (k - 1): use the k you were given (0 when k == 0)"
 ADD_MUL = [
-    ("a + b", lambda a, b: a + b, "d(a + b)/da = 1 and d(a + b)/db = 1"),
-    ("a * b", lambda a, b: a * b, "d(a * b)/da = b.data and d(a * b)/db = a.data"),
+    ScalarCase(
+        "a + b",
+        lambda a, b: a + b,
+        ((2.0, -3.0), (1e300, -1e300)),
+        "d(a + b)/da = 1 and d(a + b)/db = 1",
+    ),
+    ScalarCase(
+        "a * b",
+        lambda a, b: a * b,
+        ((2.0, -3.0), (0.0, 5.0)),
+        "d(a * b)/da = b.data and d(a * b)/db = a.data",
+    ),
 ]
 
+BIG = (-1000.0, -500.0, -50.0, -1.0, 0.0, 1.0, 50.0, 500.0, 1000.0)
+"""Edge magnitudes, where a formula built on exp overflows."""
+
 UNARY = [
-    ("a ** 2", lambda a: a**2, [-1.5, 0.7], "d(a ** k)/da = k * a.data ** (k - 1)"),
-    ("a ** 3", lambda a: a**3, [-1.5, 2.0], "d(a ** k)/da = k * a.data ** (k - 1)"),
-    ("a ** -1", lambda a: a**-1, [0.5, -2.0], "d(a ** k)/da = k * a.data ** (k - 1)"),
-    ("a ** 0.5", lambda a: a**0.5, [0.25, 3.0], "d(a ** k)/da = k * a.data ** (k - 1)"),
-    ("a.exp()", lambda a: a.exp(), [-0.5, 2.0], "d exp(a)/da = exp(a), which is out.data"),
-    ("a.log()", lambda a: a.log(), [0.5, 3.0], "d log(a)/da = 1 / a.data"),
-    ("a.tanh()", lambda a: a.tanh(), [-0.8, 0.3, 20.0], "d tanh(a)/da = 1 - out.data ** 2"),
-    ("a.relu()", lambda a: a.relu(), [-1.2, 0.7], "the slope is 1 where a.data > 0, else 0"),
-    (
+    *[
+        ScalarCase(f"a ** {k}", lambda a, k=k: a**k, tuple((x,) for x in xs), POW_RULE)
+        for k, xs in [
+            (2, (-1.5, 0.0, 0.7, 1000.0)),
+            (3, (-1.5, 0.0, 2.0)),
+            (1, (-1.5, 0.0, 2.0)),
+            (0, (-1.5, 0.0, 2.0)),
+            (-1, (0.5, -2.0, 1000.0)),
+            (-2, (0.5, -2.0)),
+            (0.5, (0.25, 3.0)),
+            (1.5, (0.25, 3.0)),
+            (-0.5, (0.25, 3.0)),
+        ]
+    ],
+    ScalarCase(
+        "a.exp()",
+        lambda a: a.exp(),
+        ((-1000.0,), (-0.5,), (0.0,), (2.0,), (500.0,)),
+        "d exp(a)/da = exp(a), which is out.data",
+    ),
+    ScalarCase(
+        "a.log()",
+        lambda a: a.log(),
+        ((1e-300,), (0.5,), (3.0,), (1e300,)),
+        "d log(a)/da = 1 / a.data",
+    ),
+    ScalarCase(
+        "a.tanh()",
+        lambda a: a.tanh(),
+        tuple((x,) for x in (-0.8, 0.3, 20.0, *BIG)),
+        "d tanh(a)/da = 1 - out.data ** 2; compute tanh with math.tanh, which cannot "
+        "overflow (exp(2a) does for a large a)",
+    ),
+    ScalarCase(
+        "a.relu()",
+        lambda a: a.relu(),
+        tuple((x,) for x in (-1.2, 0.7, *BIG)),
+        "the slope is 1 where a.data > 0, else 0",
+    ),
+    ScalarCase(
         "a.sigmoid()",
         lambda a: a.sigmoid(),
-        [-800.0, -0.3, 0.3, 800.0],
+        tuple((x,) for x in (-800.0, -0.3, 0.3, 800.0, *BIG)),
         "d sigmoid(a)/da = s * (1 - s) with s = out.data; for a very negative a, compute "
         "exp(a) / (1 + exp(a)) so that exp never overflows",
     ),
 ]
 
+DERIVED_HINT = (
+    "these are built from +, * and ** -1 (and a number on the left becomes a Value): "
+    "check those first"
+)
 DERIVED = [
-    ("a - b", lambda a, b: a - b, [1.5, -0.5]),
-    ("a / b", lambda a, b: a / b, [1.5, -0.5]),
-    ("-a * b", lambda a, b: -a * b, [1.5, -0.5]),
-    ("2 / a + 1 - b", lambda a, b: 2 / a + 1 - b, [1.5, -0.5]),
-    ("3 * a + b * 2", lambda a, b: 3 * a + b * 2, [1.5, -0.5]),
+    ScalarCase("a - b", lambda a, b: a - b, ((1.5, -0.5),)),
+    ScalarCase("a / b", lambda a, b: a / b, ((1.5, -0.5), (-1000.0, 1e-3))),
+    ScalarCase("-a * b", lambda a, b: -a * b, ((1.5, -0.5),)),
+    ScalarCase("2 / a + 1 - b", lambda a, b: 2 / a + 1 - b, ((1.5, -0.5),)),
+    ScalarCase("3 * a + b * 2", lambda a, b: 3 * a + b * 2, ((1.5, -0.5),)),
+    ScalarCase("2 - a", lambda a: 2 - a, ((1.5,),)),
+    ScalarCase("2 + a * 0.5", lambda a: 2 + a * 0.5, ((1.5,),)),
+    ScalarCase("a - a", lambda a: a - a, ((1.5,),)),
+    ScalarCase("a / a", lambda a: a / a, ((1.5,),)),
+    ScalarCase("(a * b) * a", lambda a, b: (a * b) * a, ((1.5, -0.5),)),
 ]
 
 
@@ -85,23 +181,22 @@ def _check_local_rule(Value, name, f, xs, upstream=1.5, preset=0.5):
     """Call ``_backward`` of ``f(*inputs)`` alone and compare the inputs' grads with torch."""
     ours = [Value(x) for x in xs]
     out = f(*ours)
+    what = f"{name} at {_numbers(xs)}"
+    _is_value(Value, out, what)
     theirs = [_leaf(x) for x in xs]
     ref = f(*theirs)
-    what = f"{name} at {_numbers(xs)}"
-    expect_close(out.data, ref.item(), f"{what}: out.data", RTOL, ATOL)
+    _close(out.data, ref.item(), f"{what}: out.data")
     for v in ours:
         v.grad = preset
     out.grad = upstream
     out._backward()
     grads = torch.autograd.grad(ref, theirs, torch.tensor(upstream, dtype=F64))
     for v, g, letter in zip(ours, grads, "abc", strict=False):
-        expect_close(
+        _close(
             v.grad,
             preset + g.item(),
             f"{what}, out.grad={upstream}: {letter}.grad, which was {preset} before "
             "out._backward() (it must grow by the new term, +=)",
-            RTOL,
-            ATOL,
         )
 
 
@@ -109,33 +204,41 @@ def _check_backward(Value, name, f, xs):
     """Run ``backward()`` on ``f(*inputs)`` and compare every input's grad with torch."""
     ours = [Value(x) for x in xs]
     out = f(*ours)
+    what = f"{name} at {_numbers(xs)}"
+    _is_value(Value, out, what)
     out.backward()
     theirs = [_leaf(x) for x in xs]
     ref = f(*theirs)
     ref.backward()
-    what = f"{name} at {_numbers(xs)}"
-    expect_close(out.data, ref.item(), f"{what}: out.data", RTOL, ATOL)
+    _close(out.data, ref.item(), f"{what}: out.data")
     for v, t, letter in zip(ours, theirs, "abc", strict=False):
         expected = 0.0 if t.grad is None else t.grad.item()
-        expect_close(v.grad, expected, f"{what}: {letter}.grad after backward()", RTOL, ATOL)
+        _close(v.grad, expected, f"{what}: {letter}.grad after backward()")
     return ours, out
 
 
-def check_value_add_mul(Value):
+def check_value_add_mul(Value: type) -> Verdict:
     """Exercise 4.1: ``+`` and ``*`` of ``Value``, values and local backward rules."""
 
     def body():
-        for name, f, rule in ADD_MUL:
-            with _hint(rule, name):
-                _check_local_rule(Value, name, f, [2.0, -3.0])
-                _check_local_rule(Value, name.replace("b", "a"), lambda a, f=f: f(a, a), [2.0])
-                expect_close((f(Value(2.0), 4.0)).data, f(2.0, 4.0), f"{name} with b=4 (a number)")
+        for case in ADD_MUL:
+            with _hint(case.hint, case.name):
+                for xs in case.points:
+                    _check_local_rule(Value, case.name, case.f, xs)
+                twice = case.name.replace("b", "a")
+                _check_local_rule(Value, twice, lambda a, f=case.f: f(a, a), [2.0])
+                for c in (4.0, -0.5):
+                    for label, g in (
+                        (f"a {case.name[2]} {c:g} (a number)", lambda a, f=case.f, c=c: f(a, c)),
+                        (f"{c:g} {case.name[2]} a (a number)", lambda a, f=case.f, c=c: f(c, a)),
+                    ):
+                        _check_local_rule(Value, label, g, [2.0])
         return "a + b, a * b, a + a, a * a and numbers match torch, and grads accumulate"
 
     return check("Exercise 4.1 (Value + and *)", body)
 
 
-def check_topological_order(topological_order, Value):
+def check_topological_order(topological_order: Callable[[Any], Any], Value: type) -> Verdict:
     """Exercise 4.2: each node once, after its inputs; a 100,000-node chain works."""
 
     def body():
@@ -175,7 +278,7 @@ def check_topological_order(topological_order, Value):
     return check("Exercise 4.2 (topological_order)", body)
 
 
-def check_value_backward(Value):
+def check_value_backward(Value: type) -> Verdict:
     """Exercise 4.2: ``backward()`` vs torch, reused nodes, repeated calls, a deep chain."""
 
     def body():
@@ -213,23 +316,28 @@ def check_value_backward(Value):
     )
 
 
-def check_value_unary(Value):
+def check_value_unary(Value: type) -> Verdict:
     """Exercise 4.3: ``**``, exp, log, tanh, relu, sigmoid, and the ops built on them."""
 
     def body():
-        for name, f, xs, rule in UNARY:
-            with _hint(rule, name):
-                for x in xs:
-                    _check_local_rule(Value, name, f, [x])
-        for name, f, xs in DERIVED:
-            with _hint("these are built from + and * and ** -1: check those first", name):
-                _check_backward(Value, name, f, xs)
-        return f"{len(UNARY)} ops and {len(DERIVED)} expressions built on them match torch"
+        for case in UNARY:
+            for xs in case.points:
+                with _hint(case.hint, f"{case.name} at {_numbers(xs)}"):
+                    _check_local_rule(Value, case.name, case.f, xs)
+                    _check_backward(Value, case.name, case.f, xs)
+        for case in DERIVED:
+            for xs in case.points:
+                with _hint(DERIVED_HINT, f"{case.name} at {_numbers(xs)}"):
+                    _check_backward(Value, case.name, case.f, xs)
+        return (
+            f"{len(UNARY)} ops, also at ±1000, and {len(DERIVED)} expressions built on them "
+            "match torch"
+        )
 
     return check("Exercise 4.3 (Value **, exp, log, tanh, relu, sigmoid)", body)
 
 
-def draw_value_graph(Value):
+def draw_value_graph(Value: type) -> Any:
     """Draw the learner's graph of tanh(a * b + c) * a beside torch's, once its grads match."""
     from course.figures.graphs import draw_graph, draw_torch_graph, new_figure
 
@@ -268,24 +376,28 @@ UNBROADCAST_CASES = [
     ((2, 3), (1, 3)),
     ((2, 3), (2, 1)),
     ((2, 3), ()),
+    ((2, 3), (1, 1)),
     ((5, 3, 4), (3, 1)),
     ((2, 1, 3), (1, 1, 3)),
+    ((2, 3, 4), (1, 3, 1)),
+    ((1,), ()),
+    ((), ()),
 ]
 
 
-def check_unbroadcast(unbroadcast):
+def check_unbroadcast(unbroadcast: Callable[[np.ndarray, tuple], np.ndarray]) -> Verdict:
     """Exercise 4.4: ``unbroadcast(grad, shape)`` equals torch's gradient of broadcasting."""
 
     def body():
-        rng = np.random.default_rng(0)
+        generator = rng(0)
         for grad_shape, shape in UNBROADCAST_CASES:
-            grad = rng.standard_normal(grad_shape)
+            grad = generator.standard_normal(grad_shape)
             x = torch.zeros(shape, dtype=F64, requires_grad=True)
             (expected,) = torch.autograd.grad(
                 torch.broadcast_to(x, grad_shape), x, torch.from_numpy(grad)
             )
-            got = np.asarray(unbroadcast(grad.copy(), shape))
-            expect_close(got, expected, f"unbroadcast(grad of shape {grad_shape}, {shape})")
+            got = unbroadcast(grad.copy(), shape)
+            _close(np.asarray(got), expected, f"unbroadcast(grad of shape {grad_shape}, {shape})")
         return f"matches torch's gradient of broadcasting on {len(UNBROADCAST_CASES)} shapes"
 
     return check(
@@ -296,224 +408,447 @@ def check_unbroadcast(unbroadcast):
     )
 
 
-def _tensor_case(Tensor, name, ours, theirs, arrays, rng, hint):
-    """Compare value and input grads of ``ours(*Tensors)`` with ``theirs(*torch tensors)``.
+@dataclass(frozen=True)
+class TensorCase:
+    """One comparison of your Tensor with torch: ``ours(*inputs)`` vs ``theirs(*inputs)``.
+
+    ``shapes`` gives one shape per input, drawn uniformly in [low, high) unless ``values``
+    gives the arrays; ``requires_grad`` says which inputs are leaves that need a gradient
+    (all by default). ``hint`` explains a wrong value or a crash, ``grad_hint`` (default
+    ``hint``) a wrong gradient.
+    """
+
+    name: str
+    ours: Callable[..., Any]
+    shapes: tuple[tuple[int, ...], ...] = ()
+    theirs: Callable[..., Any] | None = None
+    low: float = -2.0
+    high: float = 2.0
+    hint: str = ""
+    grad_hint: str | None = None
+    requires_grad: tuple[bool, ...] | None = None
+    values: tuple[Any, ...] | None = None
+
+    def arrays(self, generator: np.random.Generator) -> list[np.ndarray]:
+        if self.values is not None:
+            return [np.array(v, dtype=np.float64) for v in self.values]
+        return [generator.uniform(self.low, self.high, s) for s in self.shapes]
+
+    def flags(self, n: int) -> tuple[bool, ...]:
+        return self.requires_grad if self.requires_grad is not None else (True,) * n
+
+
+def _tensor_case(Tensor: type, case: TensorCase, generator: np.random.Generator) -> None:
+    """Compare value and input grads of ``case.ours(*Tensors)`` with torch's.
 
     The backward pass runs twice with the same upstream gradient: leaf grads must double,
-    as torch's do, which only happens when every rule accumulates.
+    as torch's do, which only happens when every rule accumulates. An input that does not
+    require grad must keep ``grad`` None, and the output requires grad exactly when some
+    input does.
     """
-    what = f"{name} with inputs of shape {', '.join(str(a.shape) for a in arrays)}"
-    with _hint(hint, what):
-        xs = [Tensor(a.copy(), requires_grad=True) for a in arrays]
-        ts = [torch.tensor(a, dtype=F64, requires_grad=True) for a in arrays]
-        out, ref = ours(*xs), theirs(*ts)
-        expect(isinstance(out, Tensor), f"{what}: expected a Tensor, got {out!r}")
-        expect_close(out.data, ref.detach(), f"{what}: value", RTOL, ATOL)
-        upstream = rng.standard_normal(ref.shape)
-        grads = torch.autograd.grad(ref, ts, torch.from_numpy(upstream), allow_unused=True)
+    arrays = case.arrays(generator)
+    flags = case.flags(len(arrays))
+    shapes = ", ".join(
+        str(a.shape) + ("" if f else " (no grad)") for a, f in zip(arrays, flags, strict=True)
+    )
+    what = f"{case.name} with inputs of shape {shapes}"
+    theirs = case.theirs or case.ours
+    with _hint(case.hint, what):
+        xs = [Tensor(a.copy(), requires_grad=f) for a, f in zip(arrays, flags, strict=True)]
+        ts = [
+            torch.tensor(a, dtype=F64, requires_grad=f) for a, f in zip(arrays, flags, strict=True)
+        ]
+        out, ref = case.ours(*xs), theirs(*ts)
+        expect(isinstance(out, Tensor), f"{what}: expected your Tensor, got {describe(out)}")
+        _close(out.data, ref, f"{what}: value")
+        expect_equal(
+            bool(out.requires_grad), ref.requires_grad, f"{what}: the output's requires_grad"
+        )
+    if not ref.requires_grad:
+        return
+    with _hint(case.grad_hint or case.hint, what):
+        upstream = generator.standard_normal(ref.shape)
+        needed = [t for t in ts if t.requires_grad]
+        grads = iter(
+            torch.autograd.grad(ref, needed, torch.from_numpy(upstream), allow_unused=True)
+        )
         for _ in range(2):
             out.backward(upstream.copy())
-        for i, (x, g) in enumerate(zip(xs, grads, strict=False)):
-            expected = torch.zeros_like(ts[i]) if g is None else 2 * g
+        for i, (x, t) in enumerate(zip(xs, ts, strict=True)):
+            if not t.requires_grad:
+                expect(
+                    x.grad is None,
+                    f"{what}: input {i} has requires_grad=False, so its grad must stay None; "
+                    f"got {describe(x.grad)}",
+                )
+                continue
+            g = next(grads)
+            expected = torch.zeros_like(t) if g is None else 2 * g
             expect(x.grad is not None, f"{what}: input {i} has no grad after backward")
-            expect_close(
+            _close(
                 x.grad,
                 expected,
                 f"{what}: grad of input {i} after two backward calls (leaf grads accumulate)",
-                RTOL,
-                ATOL,
             )
 
 
-def _run_cases(Tensor, cases, rng):
-    for name, ours, theirs, shapes, low, high, hint in cases:
-        theirs = theirs or ours
-        arrays = [rng.uniform(low, high, s) for s in shapes]
-        _tensor_case(Tensor, name, ours, theirs, arrays, rng, hint)
+def _run_cases(Tensor: type, cases: Sequence[TensorCase], generator: np.random.Generator) -> None:
+    for case in cases:
+        _tensor_case(Tensor, case, generator)
+
+
+def _float32(Tensor: type, cases: Sequence[TensorCase], generator: np.random.Generator) -> None:
+    """float32 in, float32 out, as in torch (a Python number does not promote)."""
+    for case in cases:
+        if case.values is not None or case.requires_grad is not None:
+            continue
+        arrays = [a.astype(np.float32) for a in case.arrays(generator)]
+        what = f"{case.name} with float32 inputs of shape {', '.join(str(a.shape) for a in arrays)}"
+        with _hint("keep the dtype: a number becomes your Tensor of self.dtype (self._wrap)", what):
+            out = case.ours(*(Tensor(a, requires_grad=True) for a in arrays))
+            expect(isinstance(out, Tensor), f"{what}: expected your Tensor, got {describe(out)}")
+            expect_equal(str(out.data.dtype), "float32", f"{what}: dtype of the value")
 
 
 BROADCAST_SHAPES = [
-    [(2, 3), (2, 3)],
-    [(2, 3), (3,)],
-    [(3,), (2, 3)],
-    [(2, 1), (1, 3)],
-    [(4, 1, 3), (2, 1)],
-    [(2, 3), ()],
-    [(), (2, 3)],
+    ((2, 3), (2, 3)),
+    ((2, 3), (3,)),
+    ((3,), (2, 3)),
+    ((2, 1), (1, 3)),
+    ((4, 1, 3), (2, 1)),
+    ((1, 2, 1), (3, 1, 4)),
+    ((2, 3), ()),
+    ((), (2, 3)),
 ]
+GUARDS = [(True, False), (False, True), (False, False)]
+"""Which of two inputs require grad: every binary op must work with a constant on either side."""
 
 UNBROADCAST_HINT = "pass each input's gradient through unbroadcast(grad, input.shape)"
+GUARD_HINT = (
+    "send a gradient only to an input that requires_grad, in every op and for both inputs: "
+    "`if self.requires_grad: ...` and `if other.requires_grad: ...` (a number, or your "
+    "Tensor without requires_grad, on either side of an op gets no grad)"
+)
+POW_HINT = "k * a.data ** (k - 1) * out.grad: use the k you were given (x ** 0 has slope 0)"
+DERIVED_TENSOR_HINT = (
+    "-, / and the reversed ops are built from +, * and ** -1 and a number wrapped in your "
+    "Tensor: check those first"
+)
+ACCUMULATE_HINT = "accumulate: self.grad += ... (an input used twice gets both terms)"
+BINARY = {
+    "a + b": lambda a, b: a + b,
+    "a * b": lambda a, b: a * b,
+    "a - b": lambda a, b: a - b,
+    "a / b": lambda a, b: a / b,
+}
+BIG_VALUES = (-1000.0, -500.0, -50.0, -1.0, 0.0, 1.0, 50.0, 500.0, 1000.0)
+
+
+def _pow_cases() -> list[TensorCase]:
+    cases = []
+    for k in (2, 3, 1, 0, -1, -2, 0.5, 1.5, -0.5, 2.5):
+        whole = float(k).is_integer()
+        cases.append(
+            TensorCase(
+                f"a ** {k}",
+                lambda a, k=k: a**k,
+                ((2, 3),),
+                low=-2.0 if whole else 0.2,
+                high=2.0,
+                hint=POW_HINT,
+            )
+        )
+        if whole and k >= 0:
+            cases.append(
+                TensorCase(
+                    f"a ** {k}", lambda a, k=k: a**k, values=((-1.5, 0.0, 0.5, 2.0),), hint=POW_HINT
+                )
+            )
+    return cases
+
+
+def _unary(
+    name: str,
+    f: Callable[[Any], Any],
+    values: Sequence[float],
+    hint: str,
+    low: float = -2.0,
+    high: float = 2.0,
+) -> list[TensorCase]:
+    return [
+        TensorCase(name, f, ((2, 3),), low=low, high=high, hint=hint),
+        TensorCase(name, f, values=(tuple(values),), hint=hint),
+    ]
+
+
 ELEMENTWISE = [
-    ("a + b", lambda a, b: a + b, None, BROADCAST_SHAPES, -2, 2, UNBROADCAST_HINT),
-    ("a * b", lambda a, b: a * b, None, BROADCAST_SHAPES, -2, 2, UNBROADCAST_HINT),
-    ("a - b", lambda a, b: a - b, None, BROADCAST_SHAPES[:4], -2, 2, UNBROADCAST_HINT),
-    ("a / b", lambda a, b: a / b, None, BROADCAST_SHAPES[:4], 0.5, 2, UNBROADCAST_HINT),
-    ("a + a", lambda a: a + a, None, [[(2, 3)]], -2, 2, "accumulate: self.grad += ..."),
-    ("a * a", lambda a: a * a, None, [[(2, 3)]], -2, 2, "accumulate: self.grad += ..."),
-    ("a ** 2", lambda a: a**2, None, [[(2, 3)]], -2, 2, "k * a.data ** (k - 1) * out.grad"),
-    ("a ** -1", lambda a: a**-1, None, [[(2, 3)]], 0.5, 2, "k * a.data ** (k - 1) * out.grad"),
-    ("a ** 0.5", lambda a: a**0.5, None, [[(4,)]], 0.5, 2, "k * a.data ** (k - 1) * out.grad"),
-    ("a.exp()", lambda a: a.exp(), None, [[(2, 3)]], -2, 2, "exp(a) * out.grad = out.data * ..."),
-    ("a.log()", lambda a: a.log(), None, [[(2, 3)]], 0.5, 3, "out.grad / a.data"),
-    ("a.relu()", lambda a: a.relu(), None, [[(3, 4)]], -2, 2, "out.grad * (a.data > 0)"),
-    ("a.tanh()", lambda a: a.tanh(), None, [[(2, 3)]], -3, 3, "out.grad * (1 - out.data ** 2)"),
-    ("-a", lambda a: -a, None, [[(2, 3)]], -2, 2, "-a is a * -1"),
-    ("2 * a + 1", lambda a: 2 * a + 1, None, [[(2, 3)]], -2, 2, "a number becomes a Tensor"),
-    ("1 / a - 3", lambda a: 1 / a - 3, None, [[(3,)]], 0.5, 2, "a number becomes a Tensor"),
+    TensorCase("a + b", BINARY["a + b"], BROADCAST_SHAPES[0], hint=UNBROADCAST_HINT),
+    TensorCase("a * b", BINARY["a * b"], BROADCAST_SHAPES[0], hint=UNBROADCAST_HINT),
+    *[
+        TensorCase(n, BINARY[n], s, hint=UNBROADCAST_HINT)
+        for n in ("a + b", "a * b")
+        for s in BROADCAST_SHAPES[1:]
+    ],
+    TensorCase("a + a", lambda a: a + a, ((2, 3),), hint=ACCUMULATE_HINT),
+    TensorCase("a * a", lambda a: a * a, ((2, 3),), hint=ACCUMULATE_HINT),
+    TensorCase("(a * b) * a", lambda a, b: (a * b) * a, ((2, 3), (3,)), hint=ACCUMULATE_HINT),
+    *_pow_cases(),
+    *_unary(
+        "a.exp()",
+        lambda a: a.exp(),
+        (-1000.0, -50.0, 0.0, 50.0, 500.0),
+        "exp(a) * out.grad = out.data * out.grad",
+    ),
+    *_unary(
+        "a.log()", lambda a: a.log(), (1e-300, 1e-5, 1.0, 1e5, 1e300), "out.grad / a.data", 0.2, 3.0
+    ),
+    *_unary("a.relu()", lambda a: a.relu(), BIG_VALUES, "out.grad * (a.data > 0)"),
+    *_unary(
+        "a.tanh()",
+        lambda a: a.tanh(),
+        BIG_VALUES,
+        "out.grad * (1 - out.data ** 2); np.tanh cannot overflow (exp(2a) does for a large a)",
+    ),
+    *[
+        TensorCase(
+            f"{n}, one side a constant", BINARY[n], s, low=0.5, requires_grad=flags, hint=GUARD_HINT
+        )
+        for n in BINARY
+        for s in (((2, 3), (3,)), ((3,), (2, 3)))
+        for flags in GUARDS
+    ],
+    *[
+        TensorCase(
+            f"{n} with a constant",
+            f,
+            ((3,), (2, 3)),
+            lambda c, a, f=f: f(c, a),
+            low=0.5,
+            requires_grad=(False, True),
+            hint=GUARD_HINT,
+        )
+        for n, f in [
+            ("your Tensor(c) + a", lambda c, a: c + a),
+            ("your Tensor(c) - a", lambda c, a: c - a),
+            ("your Tensor(c) * a", lambda c, a: c * a),
+            ("your Tensor(c) / a", lambda c, a: c / a),
+        ]
+    ],
+    *[
+        TensorCase(n, BINARY[n], s, low=0.5, high=2.0, hint=DERIVED_TENSOR_HINT)
+        for n in ("a - b", "a / b")
+        for s in BROADCAST_SHAPES
+    ],
+    TensorCase("-a", lambda a: -a, ((2, 3),), hint=DERIVED_TENSOR_HINT),
+    TensorCase("a - a", lambda a: a - a, ((2, 3),), hint=DERIVED_TENSOR_HINT),
+    TensorCase("a / a", lambda a: a / a, ((2, 3),), low=0.5, hint=DERIVED_TENSOR_HINT),
+    TensorCase(
+        "1 / a", lambda a: 1 / a, values=((-1000.0, -1e-3, 1e-3, 1000.0),), hint=DERIVED_TENSOR_HINT
+    ),
+    *[
+        TensorCase(name, f, ((2, 3),), low=0.5, hint=DERIVED_TENSOR_HINT)
+        for name, f in [
+            ("2 * a + 1", lambda a: 2 * a + 1),
+            ("a * 2 - 1", lambda a: a * 2 - 1),
+            ("2 - a", lambda a: 2 - a),
+            ("2 + a", lambda a: 2 + a),
+            ("2 / a", lambda a: 2 / a),
+            ("a / 2", lambda a: a / 2),
+            ("0.5 * a * 3", lambda a: 0.5 * a * 3),
+        ]
+    ],
+    TensorCase(
+        "array * a + array (a NumPy array on the left)",
+        lambda a: np.full(3, 2.0) * a + np.arange(3.0),
+        ((2, 3),),
+        lambda a: torch.full((3,), 2.0, dtype=F64) * a + torch.arange(3.0, dtype=F64),
+        hint="your Tensor sets __array_ufunc__ = None, so that NumPy hands `array * x` to "
+        "x.__rmul__",
+    ),
 ]
 
 
-def _expand(cases):
-    """One case per shape list: (name, ours, theirs, shapes, low, high, hint)."""
-    return [(n, o, t, s, lo, hi, h) for n, o, t, shapes, lo, hi, h in cases for s in shapes]
-
-
-def check_tensor_elementwise(Tensor):
+def check_tensor_elementwise(Tensor: type) -> Verdict:
     """Exercise 4.5: elementwise ops with broadcasting, vs torch; constants get no grad."""
 
     def body():
-        rng = np.random.default_rng(0)
-        cases = _expand(ELEMENTWISE)
-        _run_cases(Tensor, cases, rng)
-        x = Tensor(rng.uniform(-1, 1, (2, 3)), requires_grad=True)
-        c = Tensor(rng.uniform(-1, 1, (3,)))
-        (x * c + c).sum().backward()
-        expect(
-            c.grad is None,
-            f"x * c + c where c has requires_grad=False: c.grad must stay None, got {c.grad!r}",
+        generator = rng(0)
+        _run_cases(Tensor, ELEMENTWISE, generator)
+        _float32(Tensor, ELEMENTWISE, generator)
+        return (
+            f"values and grads match torch on {len(ELEMENTWISE)} cases: broadcasting, "
+            "constants on either side, ±1000, and float32 stays float32"
         )
-        return f"values and grads match torch on {len(cases)} cases, broadcasting included"
 
-    return check("Exercise 4.5 (Tensor elementwise ops)", body)
+    return check("Exercise 4.5 (your Tensor's elementwise ops)", body)
 
 
 REDUCE_HINT = "expand the summed axes back (np.expand_dims unless keepdims) and broadcast"
+MATMUL_HINT = "grad of a = out.grad @ b^T, grad of b = a^T @ out.grad (then unbroadcast)"
+MATMUL_SHAPES = [
+    ((3, 4), (4, 2)),
+    ((2, 3, 4), (4, 5)),
+    ((2, 3, 4), (2, 4, 5)),
+    ((3, 4), (2, 4, 5)),
+    ((2, 1, 3, 4), (5, 4, 2)),
+    ((1, 4), (4, 1)),
+]
 SHAPES = [
-    (
-        "a @ b",
-        lambda a, b: a @ b,
-        None,
-        [[(3, 4), (4, 2)], [(2, 3, 4), (4, 5)], [(2, 3, 4), (2, 4, 5)], [(3, 4), (2, 4, 5)]],
-        -1,
-        1,
-        "grad of a = out.grad @ b^T, grad of b = a^T @ out.grad (then unbroadcast)",
-    ),
-    ("a.sum()", lambda a: a.sum(), None, [[(2, 3, 4)]], -1, 1, REDUCE_HINT),
     *[
-        (
+        TensorCase("a @ b", lambda a, b: a @ b, s, low=-1, high=1, hint=MATMUL_HINT)
+        for s in MATMUL_SHAPES
+    ],
+    *[
+        TensorCase(
+            "a @ b, one side a constant",
+            lambda a, b: a @ b,
+            s,
+            low=-1,
+            high=1,
+            requires_grad=flags,
+            hint=GUARD_HINT,
+        )
+        for s in (((3, 4), (4, 2)), ((2, 3, 4), (4, 5)), ((3, 4), (2, 4, 5)))
+        for flags in GUARDS
+    ],
+    *[
+        TensorCase(
+            "a @ b with a vector (1-D)", lambda a, b: a @ b, s, low=-1, high=1, hint=MATMUL_HINT
+        )
+        for s in (((4,), (4, 2)), ((3, 4), (4,)), ((4,), (4,)), ((2, 3, 4), (4,)))
+    ],
+    TensorCase("a @ a.T", lambda a: a @ a.T, ((3, 4),), hint=ACCUMULATE_HINT),
+    TensorCase("a.sum()", lambda a: a.sum(), ((2, 3, 4),), hint=REDUCE_HINT),
+    *[
+        TensorCase(
             f"a.sum(axis={axis}, keepdims={keep})",
             lambda a, axis=axis, keep=keep: a.sum(axis=axis, keepdims=keep),
-            lambda a, axis=axis, keep=keep: a.sum(dim=axis, keepdim=keep),
-            [[(2, 3, 4)]],
-            -1,
-            1,
-            REDUCE_HINT,
+            ((2, 3, 4),),
+            (lambda a, axis=axis, keep=keep: a.sum(dim=axis, keepdim=keep))
+            if axis is not None
+            else (lambda a, keep=keep: a.sum().reshape((1, 1, 1) if keep else ())),
+            hint=REDUCE_HINT,
         )
-        for axis in (0, 1, -1, (0, 2))
+        for axis in (None, 0, 1, -1, (0, 2), (-1, 0))
         for keep in (False, True)
     ],
-    ("a.mean()", lambda a: a.mean(), None, [[(2, 3)]], -1, 1, REDUCE_HINT),
-    (
-        "a.mean(axis=1, keepdims=True)",
-        lambda a: a.mean(axis=1, keepdims=True),
-        lambda a: a.mean(dim=1, keepdim=True),
-        [[(2, 3, 4)]],
-        -1,
-        1,
-        REDUCE_HINT,
-    ),
-    (
-        "a.reshape(6, 4)",
-        lambda a: a.reshape(6, 4),
-        None,
-        [[(2, 3, 4)]],
-        -1,
-        1,
-        "reshape out.grad back to self.shape",
-    ),
-    (
-        "a.reshape(-1)",
-        lambda a: a.reshape(-1),
-        None,
-        [[(2, 3, 4)]],
-        -1,
-        1,
-        "reshape out.grad back to self.shape",
-    ),
-    (
-        "a.transpose(0, 1)",
-        lambda a: a.transpose(0, 1),
-        None,
-        [[(2, 3, 4)]],
-        -1,
-        1,
-        "swap the same two axes of out.grad back",
-    ),
-    (
-        "a.transpose(-1, -2)",
-        lambda a: a.transpose(-1, -2),
-        None,
-        [[(2, 3, 4)]],
-        -1,
-        1,
-        "swap the same two axes of out.grad back",
-    ),
-    ("a.T", lambda a: a.T, None, [[(3, 4)]], -1, 1, "a.T is a.transpose(-2, -1)"),
-    (
+    TensorCase("a.mean()", lambda a: a.mean(), ((2, 3),), hint=REDUCE_HINT),
+    *[
+        TensorCase(
+            f"a.mean(axis={axis}, keepdims={keep})",
+            lambda a, axis=axis, keep=keep: a.mean(axis=axis, keepdims=keep),
+            ((2, 3, 4),),
+            lambda a, axis=axis, keep=keep: a.mean(dim=axis, keepdim=keep),
+            hint=REDUCE_HINT,
+        )
+        for axis, keep in ((1, True), (-1, False), ((0, 2), False))
+    ],
+    *[
+        TensorCase(
+            f"a.reshape{args}",
+            lambda a, args=args: a.reshape(*args),
+            ((2, 3, 4),),
+            hint="reshape out.grad back to self.shape",
+        )
+        for args in ((6, 4), (-1,), (4, -1, 2), ((3, 8),))
+    ],
+    *[
+        TensorCase(
+            f"a.transpose{dims}",
+            lambda a, dims=dims: a.transpose(*dims),
+            ((2, 3, 4),),
+            hint="swap the same two axes of out.grad back",
+        )
+        for dims in ((0, 1), (-1, -2), (0, 2), (1, 1))
+    ],
+    TensorCase("a.T", lambda a: a.T, ((3, 4),), hint="a.T is a.transpose(-2, -1)"),
+    TensorCase(
         "(a @ b.T).relu().sum(axis=0).mean()",
         lambda a, b: (a @ b.T).relu().sum(axis=0).mean(),
+        ((5, 4), (3, 4)),
         lambda a, b: (a @ b.T).relu().sum(dim=0).mean(),
-        [[(5, 4), (3, 4)]],
-        -1,
-        1,
-        "check each op alone first",
+        hint="check each op alone first",
     ),
 ]
 
 
-def check_tensor_shapes(Tensor):
+def check_tensor_shapes(Tensor: type) -> Verdict:
     """Exercise 4.6: matmul, sum/mean with axis and keepdims, reshape, transpose."""
 
     def body():
-        cases = _expand(SHAPES)
-        _run_cases(Tensor, cases, np.random.default_rng(1))
-        return f"values and grads match torch on {len(cases)} cases"
+        generator = rng(1)
+        _run_cases(Tensor, SHAPES, generator)
+        _float32(Tensor, SHAPES, generator)
+        return (
+            f"values and grads match torch on {len(SHAPES)} cases, with constants on either "
+            "side of @"
+        )
 
-    return check("Exercise 4.6 (Tensor @, sum, mean, reshape, transpose)", body)
+    return check("Exercise 4.6 (your Tensor's @, sum, mean, reshape, transpose)", body)
 
 
 # --- Part 3: training ----------------------------------------------------------------------
 
 
-def check_cross_entropy(log_softmax, cross_entropy, Tensor):
-    """Exercise 4.7: ``log_softmax`` and ``cross_entropy`` vs torch, huge logits included."""
+LOG_SOFTMAX_HINT = "log_softmax(x) = x - log(exp(x).sum(axis=-1, keepdims=True))"
+SHIFT_HINT = (
+    "exp overflows for large logits: subtract m = x.data.max(axis=-1, keepdims=True) "
+    "first (a constant: the result does not change)"
+)
+LOG_SOFTMAX_GRAD_HINT = (
+    "build log_softmax from your Tensor's ops only (the max shift may be a constant): a "
+    "term computed from x.data, like np.log(np.exp(x.data).sum(...)), gets no gradient"
+)
+PICK_HINT = (
+    "the mean over rows of -log_softmax(x)[rows, targets] with rows = np.arange(len(x)); "
+    "a one-hot product turns a -inf logit into nan (-inf * 0)"
+)
+HUGE = np.array([[1000.0, 0.0, -1000.0], [-1000.0, -999.0, -1001.0]])
+MASKED = np.array([[0.0, -np.inf, 1.0], [2.0, 0.5, -np.inf], [-np.inf, 3.0, 0.0]])
+
+
+def check_cross_entropy(
+    log_softmax: Callable[[Any], Any], cross_entropy: Callable[[Any, np.ndarray], Any], Tensor: type
+) -> Verdict:
+    """Exercise 4.7: ``log_softmax`` and ``cross_entropy`` vs torch, huge and -inf logits."""
 
     def body():
-        rng = np.random.default_rng(2)
-        huge = np.array([[1000.0, 0.0, -1000.0], [-1000.0, -999.0, -1001.0]])
-        targets = rng.integers(0, 10, 8)
-        hint = "subtract x.data.max(axis=-1, keepdims=True) before exp"
-        for logits in (rng.standard_normal((4, 5)) * 3, huge):
-            _tensor_case(
-                Tensor,
+        generator = rng(2)
+        random_logits = generator.standard_normal((4, 5)) * 3
+
+        def torch_log_softmax(x):
+            return F.log_softmax(x, dim=-1)
+
+        for logits, hint in (
+            (random_logits, LOG_SOFTMAX_HINT),
+            (random_logits[0], LOG_SOFTMAX_HINT),
+            (HUGE, SHIFT_HINT),
+            (MASKED, SHIFT_HINT),
+        ):
+            case = TensorCase(
                 "log_softmax(x)",
-                log_softmax,
-                lambda x: F.log_softmax(x, dim=-1),
-                [logits],
-                rng,
-                hint,
+                lambda x: log_softmax(x),
+                theirs=torch_log_softmax,
+                values=(logits,),
+                hint=hint,
+                grad_hint=LOG_SOFTMAX_GRAD_HINT,
             )
-        for logits, t in ((rng.standard_normal((8, 10)) * 3, targets), (huge, np.array([2, 1]))):
-            _tensor_case(
-                Tensor,
+            _tensor_case(Tensor, case, generator)
+        for logits, t in (
+            (generator.standard_normal((8, 10)) * 3, generator.integers(0, 10, 8)),
+            (generator.standard_normal((5, 3)), np.array([2, 2, 0, 2, 1])),
+            (HUGE, np.array([2, 1])),
+            (MASKED, np.array([0, 1, 2])),
+        ):
+            case = TensorCase(
                 f"cross_entropy(x, targets={t.tolist()})",
-                lambda x, t=t: cross_entropy(x, t),
-                lambda x, t=t: F.cross_entropy(x, torch.from_numpy(t)),
-                [logits],
-                rng,
-                "the mean over rows of -log_softmax(x)[row, target]",
+                lambda x, t=t: cross_entropy(x, t.copy()),
+                theirs=lambda x, t=t: F.cross_entropy(x, torch.from_numpy(t)),
+                values=(logits,),
+                hint=PICK_HINT,
             )
-        return "log_softmax and cross_entropy match torch, also on logits of ±1000"
+            _tensor_case(Tensor, case, generator)
+        return "log_softmax and cross_entropy match torch, also on logits of ±1000 and -inf"
 
     return check("Exercise 4.7 (log_softmax, cross_entropy)", body)
 
@@ -540,12 +875,12 @@ def _torch_mlp(model) -> torch.nn.Sequential:
     return torch.nn.Sequential(*layers[:-1])
 
 
-def check_mlp_sgd(MLP, SGD, Tensor):
+def check_mlp_sgd(MLP: type, SGD: type, Tensor: type) -> Verdict:
     """Exercise 4.8: ``MLP`` forward, ``Linear``'s initialisation, and ``SGD`` with momentum."""
 
     def layers():
-        rng = np.random.default_rng(3)
-        model = MLP([50, 30, 4], rng, np.float64)
+        generator = rng(3)
+        model = MLP([50, 30, 4], generator, np.float64)
         shapes = [p.data.shape for p in model.parameters()]
         expect_equal(
             shapes,
@@ -562,10 +897,12 @@ def check_mlp_sgd(MLP, SGD, Tensor):
             )
             expect(p.requires_grad, f"a parameter of shape {p.data.shape} needs requires_grad")
         reference = _torch_mlp(model)
-        x = rng.standard_normal((6, 50))
-        expect_close(
-            model(Tensor(x)).data,
-            reference(torch.from_numpy(x)).detach(),
+        x = generator.standard_normal((6, 50))
+        out = model(Tensor(x))
+        expect(isinstance(out, Tensor), f"MLP(x): expected your Tensor, got {describe(out)}")
+        _close(
+            out.data,
+            reference(torch.from_numpy(x)),
             "MLP([50, 30, 4]) on a batch of 6 (Linear, ReLU, Linear)",
         )
         return model, reference, x
@@ -584,7 +921,7 @@ def check_mlp_sgd(MLP, SGD, Tensor):
                 zip(model.parameters(), reference.parameters(), strict=False)
             ):
                 what = f"parameter {i} after SGD step {step} (lr=0.1, momentum=0.9)"
-                expect_close(p.data, q.detach(), what, RTOL, ATOL)
+                _close(p.data, q, what)
 
     def body():
         with _hint(
@@ -627,7 +964,9 @@ def _engine_step(model, optimizer, cross_entropy, Tensor, x, y) -> float:
     return loss.data.item()
 
 
-def check_matches_torch(first_steps, cross_entropy, Tensor):
+def check_matches_torch(
+    first_steps: Callable[[type], tuple], cross_entropy: Callable[..., Any], Tensor: type
+) -> Verdict:
     """Train the learner's MLP and torch's copy of it on the same batches in float64.
 
     ``first_steps(dtype)`` returns ``(model, optimizer, batches)``; every step's loss must
@@ -649,7 +988,7 @@ def check_matches_torch(first_steps, cross_entropy, Tensor):
     return check("Your MLP beside torch's (float64)", body)
 
 
-def check_mnist_training(train, threshold=0.97):
+def check_mnist_training(train: Callable[[], float], threshold: float = 0.97) -> Verdict:
     """``train()`` returns a test accuracy of at least ``threshold``."""
 
     def body():
@@ -679,7 +1018,12 @@ def _median_step(step, batches, repeats=3) -> float:
     return float(np.median(times))
 
 
-def compare_step_time(first_steps, cross_entropy, Tensor, threads: int = 1):
+def compare_step_time(
+    first_steps: Callable[[type], tuple],
+    cross_entropy: Callable[..., Any],
+    Tensor: type,
+    threads: int = 1,
+) -> dict[str, float] | None:
     """Time one training step of the learner's engine and of torch, in float32 and float64.
 
     Both run with the same number of threads (torch's pool and NumPy's BLAS alike, see
