@@ -1,0 +1,86 @@
+"""The front page invites: a figure, a button to start, the path with times, ways to run.
+
+And what it says is true: the pages it says have a launch button have one.
+"""
+
+import re
+
+import pytest
+
+from tests.site.pages import CHAPTERS, NOTEBOOKS, PAGES, WIDTHS, listing
+
+pytestmark = pytest.mark.site
+
+
+def test_front_page_shows_a_figure_from_the_course(visits):
+    images = [i for i in visits.desktop("intro").facts["images"] if i["in_output"]]
+    assert images, "the front page shows no figure drawn by the course's code"
+    assert all(i["complete"] and i["width"] > 0 for i in images)
+
+
+@pytest.mark.parametrize("width", WIDTHS)
+def test_start_button_opens_chapter_one(visits, width):
+    context, tab, visit = visits.open(width)
+    try:
+        tab.goto(visits.url("intro"), wait_until="load")
+        button = tab.get_by_role("link", name=re.compile(r"Start with Chapter 1"))
+        assert button.count() == 1, "no 'Start with Chapter 1' button on the front page"
+        box = button.bounding_box()
+        assert box and box["y"] < tab.viewport_size["height"] * 2.5, "the button is far down"
+        button.click()
+        tab.wait_for_url(f"**/{CHAPTERS[0]}.html", timeout=5000)
+    finally:
+        context.close()
+    assert not visit.console_errors, listing(visit.console_errors)
+
+
+def test_front_page_gives_the_path_with_times_and_prerequisites(visits):
+    context, tab, _ = visits.open()
+    try:
+        tab.goto(visits.url("intro"), wait_until="load")
+        rows = tab.locator("article table tbody tr").evaluate_all(
+            "rows => rows.map((r) => [...r.cells].map((c) => c.innerText.trim()))"
+        )
+        links = tab.locator("article table tbody tr td:first-child a").evaluate_all(
+            "links => links.map((a) => a.getAttribute('href'))"
+        )
+    finally:
+        context.close()
+    assert len(rows) == len(CHAPTERS), f"the path lists {len(rows)} chapters:" + listing(rows)
+    for chapter, href, row in zip(CHAPTERS, links, rows, strict=True):
+        assert href.split("#")[0] == f"{chapter}.html", f"row {row[0]!r} links to {href}"
+        assert re.search(r"\d+ (h|min)", row[-1]), f"{chapter}: no time estimate in {row}"
+        assert row[2], f"{chapter}: no prerequisites"
+
+
+def test_front_page_names_the_ways_to_run_it(visits):
+    text = visits.desktop("intro").facts["text"]
+    missing = [way for way in ("Binder", "JupyterLab", "Colab", "PDF") if way not in text]
+    assert not missing, "the front page does not mention:" + listing(missing)
+
+
+def test_what_the_front_page_says_of_launch_buttons_is_true(visits):
+    text = visits.desktop("intro").facts["text"]
+    if re.search(r"every page has a launch button", text, re.IGNORECASE):
+        pages = PAGES
+    else:
+        assert re.search(r"every chapter, exercise and solution page", text, re.IGNORECASE)
+        pages = NOTEBOOKS
+    without = [page for page in pages if not visits.desktop(page).facts["binder"]]
+    assert not without, "pages without the launch button the front page promises:" + listing(
+        without
+    )
+
+
+@pytest.mark.parametrize("page", [p for p in PAGES if p.startswith("exercises/")])
+def test_exercise_titles_read_naturally(visits, page):
+    context, tab, _ = visits.open()
+    try:
+        tab.goto(visits.url(page), wait_until="load")
+        titles = tab.locator("article .admonition-title").all_inner_texts()
+    finally:
+        context.close()
+    exercise_titles = [t for t in titles if t.startswith("Exercise")]
+    assert exercise_titles, f"{page} has no exercise"
+    odd = [t for t in exercise_titles if "(" in t.split("—")[0] or t.endswith(")")]
+    assert not odd, f"{page}: exercise titles in brackets:" + listing(odd)
