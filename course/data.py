@@ -1,7 +1,7 @@
 """Where the vendored MNIST files live, and a check that they are whole.
 
-torchvision looks for ``<root>/MNIST/raw/<name>``; when all four files are there,
-``torchvision.datasets.MNIST(root, download=True)`` uses them and never touches the
+torchvision looks for `<root>/MNIST/raw/<name>`; when all four files are there,
+`torchvision.datasets.MNIST(root, download=True)` uses them and never touches the
 network. A missing or damaged file would otherwise surface as a download attempt (a
 network error from deep inside torchvision) or as a garbled tensor, so the notebooks call
 :func:`check_mnist` first and get a message that names the file and the fix.
@@ -13,7 +13,7 @@ from pathlib import Path
 from course import REPO_ROOT
 
 DATA_ROOT = REPO_ROOT / "data"
-"""The ``root`` to hand to ``torchvision.datasets.MNIST``."""
+"""The `root` to hand to `torchvision.datasets.MNIST`."""
 
 MNIST_FILES = {
     "train-images-idx3-ubyte": (47_040_016, "6bbc9ace898e44ae57da46a324031adb"),
@@ -44,7 +44,7 @@ def md5sum(path: Path) -> str:
 
 
 def check_mnist(root: str | Path = DATA_ROOT) -> str:
-    """Check the four raw MNIST files under ``root``; return ``root`` as a string.
+    """Check the four raw MNIST files under `root`; return `root` as a string.
 
     Raises :class:`MnistDataError` naming the first file that is missing, has the
     wrong size or the wrong md5 sum, with the command that restores it.

@@ -1,10 +1,11 @@
-"""MNIST as tensors in memory: the fast paths that Chapter 2 measures against a DataLoader.
+"""MNIST as tensors in memory: the fast paths Chapter 2 measures against a DataLoader.
 
-A `DataLoader` over `torchvision.datasets.MNIST` with the transforms `ToImage`, `ToDtype`
-and `Normalize` turns each image into a tensor one at a time, in Python, every epoch.
-MNIST is small (60,000 images of 28×28 bytes), so the same arithmetic can be done once for
-the whole set, and a minibatch is then one indexing operation (`to_tensors`, `batches`);
-or it can be done on a whole batch at a time, inside a `DataLoader` (`WholeBatches`).
+A `DataLoader` over `torchvision.datasets.MNIST` with the transforms `ToImage`,
+`ToDtype` and `Normalize` turns each image into a tensor one at a time, in Python, every
+epoch. MNIST is small (60,000 images of 28×28 bytes), so the same arithmetic can be done
+once for the whole set, and a minibatch is then one indexing operation (`to_tensors`,
+`batches`); or it can be done a whole batch at a time, inside a `DataLoader`
+(`WholeBatches`).
 """
 
 import torch
@@ -48,10 +49,10 @@ def batches(images, labels, batch_size: int, generator=None):
 class WholeBatches(torch.utils.data.Dataset):
     """A torchvision MNIST dataset read a whole batch at a time.
 
-    `dataset[indices]`, with a list of indices, returns `(images, labels)` for all of them
-    at once, normalised by `normalize_bytes`. Given to a `DataLoader` with
-    `sampler=BatchSampler(...)` and `batch_size=None`, each step of the loader is then one
-    call, one indexing operation and one normalisation, instead of one per image.
+    `dataset[indices]`, with a list of indices, returns `(images, labels)` for all of
+    them at once, normalised by `normalize_bytes`. Given to a `DataLoader` with
+    `sampler=BatchSampler(...)` and `batch_size=None`, each step of the loader is then
+    one call, one indexing operation and one normalisation, instead of one per image.
     `calls` counts the calls, so that a test can see it.
     """
 
