@@ -2,15 +2,17 @@
 PYTHON ?= python3.11
 VENV := .venv
 BIN := $(VENV)/bin
-# Rebuilt whenever the pins or the package metadata change.
+# Rebuilt whenever the pins or the package metadata change: STAMP installs the learner's
+# lock (requirements.txt), TEST_STAMP adds the test tools (requirements-test.txt).
 STAMP := $(VENV)/.installed
+TEST_STAMP := $(VENV)/.installed-test
 # The notebooks are independent: tools/execute.py runs them in parallel into the cache
 # that the build then reads, and pytest runs one notebook (one test file) per worker.
 EXECUTE := $(BIN)/python tools/execute.py
 JB := $(BIN)/jupyter-book build . -W -n --keep-going
 PYTEST := $(BIN)/python -m pytest -n auto --dist loadfile
 
-.PHONY: help book test exercises lint bench clean clean-cache
+.PHONY: help book test exercises lint bench notebooks lock clean clean-cache pdf
 
 help: ## list the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | sed -E 's/^([a-z-]+):.*## /  make \1\t/' | expand -t 22
@@ -20,7 +22,7 @@ book: $(STAMP) ## execute every notebook (in parallel, cached) and build the sit
 	$(JB)
 	@echo "The book is at $(CURDIR)/_build/html/index.html"
 
-test: $(STAMP) ## exercises in sync, strict build, then every test (notebooks, engine, site)
+test: $(TEST_STAMP) ## exercises in sync, strict build, then every test (notebooks, engine, site)
 	$(BIN)/python tools/make_exercises.py --check
 	$(EXECUTE)
 	$(JB)
@@ -32,11 +34,16 @@ exercises: $(STAMP) ## regenerate exercises/ from solutions/
 
 # Timings (never in tests): prints a table, writes _build/bench/bench.json.
 # `make bench FULL=1` also times `make test`.
-bench: $(STAMP) ## timings into _build/bench/bench.json (FULL=1 also times make test)
+bench: $(TEST_STAMP) ## timings into _build/bench/bench.json (FULL=1 also times make test)
 	$(BIN)/python tools/bench.py $(if $(FULL),--with-test)
 
-lint: $(STAMP) ## ruff, notebook headers and workflow lint only
+lint: $(TEST_STAMP) ## ruff, notebook headers and workflow lint only
 	$(BIN)/python -m pytest tests/test_lint.py
+
+# Printed by the headless Chromium the site tests use, from a single-page build that
+# reads the executed-notebook cache; the front page links to it.
+pdf: $(TEST_STAMP) ## the whole book as one PDF: _build/html/executable-pytorch.pdf (after make book)
+	$(BIN)/python tools/pdf.py
 
 $(STAMP): requirements.txt pyproject.toml
 	@command -v $(PYTHON) >/dev/null || { echo "$(PYTHON) not found: install Python 3.11 or run make PYTHON=/path/to/python3.11"; exit 1; }
@@ -46,6 +53,29 @@ $(STAMP): requirements.txt pyproject.toml
 	$(BIN)/python -m pip install --no-deps -e .
 	$(BIN)/jupytext-config --settings-file $(VENV)/share/jupyter/lab/settings/overrides.json set-default-viewer markdown myst
 	touch $(STAMP)
+
+$(TEST_STAMP): $(STAMP) requirements-test.txt
+	$(BIN)/python -m pip install -r requirements-test.txt
+	touch $(TEST_STAMP)
+
+# Every page as a Jupyter notebook for Colab (a first cell installs `course` there only).
+notebooks: $(STAMP) ## every chapter, exercise and solution as .ipynb in _build/notebooks
+	$(BIN)/python tools/notebooks.py _build/notebooks
+
+# The lock: every package pinned, for Python 3.11 on Linux x86_64, in two groups. No
+# hashes: CI and Binder install torch's CPU-only build (2.14.1+cpu, another file than the
+# one resolved here). The CUDA runtime that only torch's CUDA wheel pulls in is left out
+# (torch pins it itself), so the same lock serves the CPU wheel.
+CUDA_ONLY := cuda-bindings cuda-pathfinder cuda-toolkit nvidia-cublas nvidia-cuda-cupti \
+	nvidia-cuda-nvrtc nvidia-cuda-runtime nvidia-cudnn-cu13 nvidia-cufft nvidia-cufile \
+	nvidia-curand nvidia-cusolver nvidia-cusparse nvidia-cusparselt-cu13 nvidia-nccl-cu13 \
+	nvidia-nvjitlink nvidia-nvshmem-cu13 nvidia-nvtx triton
+PIP_COMPILE := CUSTOM_COMPILE_COMMAND="make lock" $(BIN)/pip-compile --quiet --strip-extras \
+	--no-emit-index-url --no-emit-find-links --no-emit-trusted-host \
+	--unsafe-package pip $(addprefix --unsafe-package ,$(CUDA_ONLY))
+lock: $(TEST_STAMP) ## re-pin requirements.txt and requirements-test.txt from their .in files
+	$(PIP_COMPILE) -o requirements.txt requirements.in
+	$(PIP_COMPILE) -o requirements-test.txt requirements-test.in
 
 clean: ## remove _build (the executed-notebook cache included)
 	rm -rf _build
