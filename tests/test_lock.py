@@ -61,7 +61,8 @@ def test_lock_pins_exactly_its_input(source):
 def test_groups_agree():
     learner = pins((ROOT / "requirements.txt").read_text())
     test = pins((ROOT / "requirements-test.txt").read_text())
-    differ = {n: (learner[n], test[n]) for n in learner.keys() & test.keys() if learner[n] != test[n]}
+    shared = learner.keys() & test.keys()
+    differ = {n: (learner[n], test[n]) for n in shared if learner[n] != test[n]}
     assert not differ, f"the two groups pin different versions: {differ}"
     assert "pytest" not in learner and "playwright" not in learner, "test tools in the learner lock"
 
