@@ -53,3 +53,16 @@ def execution_settings(book: Path = ROOT) -> dict:
     """
     config = yaml.safe_load((book / "_config.yml").read_text(encoding="utf-8"))
     return config.get("execute", {})
+
+
+# The browser that renders the book (the site tests, and the PDF of tools/pdf.py): Debian's
+# Chromium, headless, offline, with no first-run or update traffic.
+CHROMIUM = "/usr/bin/chromium"
+CHROMIUM_ARGS = [
+    "--headless",
+    "--no-sandbox",
+    "--disable-gpu",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--no-first-run",
+]

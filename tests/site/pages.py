@@ -14,21 +14,15 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from urllib.parse import urlsplit
 
+from course import book
 from course.book import toc_pages
 
 ROOT = Path(__file__).resolve().parents[2]
 SITE = Path(os.environ.get("COURSE_SITE", ROOT / "_build" / "html")).resolve()
 BOOK = SITE.parent.parent if (SITE.parent.parent / "_toc.yml").is_file() else ROOT
 SCREENSHOTS = SITE.parent / "screenshots"
-CHROMIUM = Path(os.environ.get("COURSE_CHROMIUM", "/usr/bin/chromium"))
-CHROMIUM_ARGS = [
-    "--headless",
-    "--no-sandbox",
-    "--disable-gpu",
-    "--disable-background-networking",
-    "--disable-component-update",
-    "--no-first-run",
-]
+CHROMIUM = Path(os.environ.get("COURSE_CHROMIUM", book.CHROMIUM))
+CHROMIUM_ARGS = book.CHROMIUM_ARGS
 DESKTOP = {"width": 1366, "height": 900}
 PHONE = {"width": 390, "height": 844}
 # The two ways a reader meets the site: the context options of each.
