@@ -1,34 +1,38 @@
 """The whole book as one PDF, printed by the Chromium the site tests use, offline.
 
-    python tools/pdf.py                       # the book of this repository, in _build/
+    python tools/pdf.py                       # the site of this repository, _build/html
     python tools/pdf.py --path-output DIR     # a book built with --path-output DIR
 
-Steps: Jupyter Book builds the book as one HTML page (``--builder singlehtml``; the
-notebooks' outputs come from the jupyter-cache the HTML build filled, so nothing is
-executed again when the site is built); the page is served on 127.0.0.1 and opened in
-headless Chromium with every request off 127.0.0.1 blocked; once MathJax has typeset and
-every image has loaded, the page is printed to A4 with Chromium's print styles. The PDF
-goes next to the site, ``<output>/_build/html/executable-pytorch.pdf``, where the front
-page links to it.
+Run it after `make book`. Each page of the site, in the order of ``_toc.yml``, is served
+on 127.0.0.1 and opened in headless Chromium with every request off 127.0.0.1 blocked;
+once MathJax has typeset and every image has loaded, hidden cells (the solutions) are
+opened and the page is printed to A4 with Chromium's print styles. The pages are joined
+into one PDF, with a bookmark per page, next to the site:
+``<output>/_build/html/executable-pytorch.pdf``, where the front page links to it.
 
-It stops with a message, and writes no PDF, when the build fails, when a formula shows a
-MathJax error, or when an image does not load.
+(A single-page build, ``--builder singlehtml``, would be simpler, but myst-nb's hidden
+cells have no writer for that builder: the build stops with "unknown node type:
+HideCodeCellNode".)
+
+It stops with a message, and writes no PDF, when a formula shows a MathJax error or an
+image does not load.
 """
 
 import argparse
 import functools
 import http.server
-import subprocess
 import sys
+import tempfile
 import threading
 from pathlib import Path
 from urllib.parse import urlsplit
 
-from course.book import CHROMIUM, CHROMIUM_ARGS, ROOT
+from course.book import CHROMIUM, CHROMIUM_ARGS, ROOT, toc_pages
 
 PDF_NAME = "executable-pytorch.pdf"
 
 READY_JS = """async () => {
+  document.querySelectorAll('details').forEach((d) => { d.open = true; });
   if (window.MathJax && MathJax.startup && MathJax.startup.promise) {
     await MathJax.startup.promise;
   }
@@ -61,32 +65,18 @@ class QuietHandler(http.server.SimpleHTTPRequestHandler):
         pass
 
 
-def build_single_page(output: Path) -> Path:
-    """Build the book as one HTML page under ``output``; return that page."""
-    command = [
-        str(Path(sys.executable).parent / "jupyter-book"),
-        "build",
-        str(ROOT),
-        "--builder",
-        "singlehtml",
-        "--path-output",
-        str(output),
-    ]
-    result = subprocess.run(command, cwd=ROOT, capture_output=True, text=True)
-    page = output / "_build" / "singlehtml" / "index.html"
-    if result.returncode != 0 or not page.is_file():
-        sys.exit(f"the single-page build failed:\n{result.stdout[-3000:]}{result.stderr[-3000:]}")
-    return page
+def print_pages(site: Path, pages: list[str], folder: Path) -> list[tuple[str, Path, int]]:
+    """Print each page of ``site`` to its own PDF in ``folder``.
 
-
-def print_to_pdf(page: Path, pdf: Path) -> dict:
-    """Open ``page`` in Chromium from a local server and print it to ``pdf``."""
+    Returns (title, file, formulas) for each page.
+    """
     from playwright.sync_api import sync_playwright
 
-    handler = functools.partial(QuietHandler, directory=str(page.parent))
+    handler = functools.partial(QuietHandler, directory=str(site))
     httpd = http.server.ThreadingHTTPServer(("127.0.0.1", 0), handler)
     threading.Thread(target=httpd.serve_forever, daemon=True).start()
     host = f"127.0.0.1:{httpd.server_address[1]}"
+    printed = []
     try:
         with sync_playwright() as playwright:
             browser = playwright.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
@@ -100,32 +90,45 @@ def print_to_pdf(page: Path, pdf: Path) -> dict:
                 ),
             )
             tab = context.new_page()
-            tab.goto(f"http://{host}/{page.name}", wait_until="load")
-            tab.add_style_tag(content=PRINT_CSS)
-            facts = tab.evaluate(READY_JS)
-            if facts["math_errors"]:
-                sys.exit(f"MathJax could not typeset: {facts['math_errors'][:5]}")
-            if facts["broken_images"]:
-                sys.exit(f"images that did not load: {facts['broken_images'][:5]}")
-            tab.emulate_media(media="print")
-            pdf.parent.mkdir(parents=True, exist_ok=True)
-            tab.pdf(
-                path=str(pdf),
-                format="A4",
-                print_background=True,
-                display_header_footer=True,
-                header_template="<span></span>",
-                footer_template=(
-                    '<div style="font-size:8px;width:100%;text-align:center">'
-                    '<span class="pageNumber"></span> / <span class="totalPages"></span></div>'
-                ),
-                margin={"top": "16mm", "bottom": "16mm", "left": "14mm", "right": "14mm"},
-            )
+            for number, page in enumerate(pages):
+                tab.goto(f"http://{host}/{page}.html", wait_until="load")
+                tab.add_style_tag(content=PRINT_CSS)
+                facts = tab.evaluate(READY_JS)
+                if facts["math_errors"]:
+                    sys.exit(f"{page}: MathJax could not typeset: {facts['math_errors'][:5]}")
+                if facts["broken_images"]:
+                    sys.exit(f"{page}: images that did not load: {facts['broken_images'][:5]}")
+                tab.emulate_media(media="print")
+                path = folder / f"{number:03d}.pdf"
+                tab.pdf(
+                    path=str(path),
+                    format="A4",
+                    print_background=True,
+                    margin={"top": "16mm", "bottom": "16mm", "left": "14mm", "right": "14mm"},
+                )
+                title = tab.locator("article h1").first.inner_text().strip().rstrip("#")
+                printed.append((title, path, facts["math"]))
             browser.close()
     finally:
         httpd.shutdown()
         httpd.server_close()
-    return facts
+    return printed
+
+
+def join(printed: list[tuple[str, Path, int]], pdf: Path) -> int:
+    """Join the pages' PDFs into ``pdf``, one bookmark per page; return the page count."""
+    from pypdf import PdfWriter
+
+    writer = PdfWriter()
+    for title, path, _ in printed:
+        start = len(writer.pages)
+        writer.append(str(path))
+        writer.add_outline_item(title=title, page_number=start)
+    writer.add_metadata({"/Title": "Executable PyTorch"})
+    pdf.parent.mkdir(parents=True, exist_ok=True)
+    with pdf.open("wb") as out:
+        writer.write(out)
+    return len(writer.pages)
 
 
 def main(argv=None) -> None:
@@ -139,11 +142,15 @@ def main(argv=None) -> None:
     args = parser.parse_args(argv)
     if not Path(CHROMIUM).exists():
         sys.exit(f"{CHROMIUM} not found: install Debian's chromium to print the book")
-    output = args.path_output.resolve()
-    page = build_single_page(output)
-    pdf = output / "_build" / "html" / PDF_NAME
-    facts = print_to_pdf(page, pdf)
-    print(f"{pdf}: {pdf.stat().st_size // 1024} KiB, {facts['math']} formulas typeset")
+    site = args.path_output.resolve() / "_build" / "html"
+    if not (site / "index.html").is_file():
+        sys.exit(f"no site in {site}: run make book first")
+    with tempfile.TemporaryDirectory() as folder:
+        printed = print_pages(site, toc_pages(ROOT), Path(folder))
+        pdf = site / PDF_NAME
+        count = join(printed, pdf)
+    formulas = sum(n for _, _, n in printed)
+    print(f"{pdf}: {count} pages, {formulas} formulas typeset, {pdf.stat().st_size // 1024} KiB")
 
 
 if __name__ == "__main__":

@@ -16,7 +16,7 @@ import re
 import pytest
 import yaml
 
-from tests.site.pages import BOOK, NOTEBOOKS, PAGES, SOLUTIONS, listing
+from tests.site.pages import BOOK, NOTEBOOKS, PAGES, SOLUTIONS, WIDTHS, listing
 
 pytestmark = pytest.mark.site
 
@@ -200,3 +200,16 @@ def test_execution_statistics_list_every_notebook(site):
         run_time, status = listed[notebook][3], listed[notebook][4]
         assert re.fullmatch(r"\d+\.\d+", run_time), f"{notebook}: run time {run_time!r}"
         assert status == "✅", f"{notebook} failed to execute: status {status!r}"
+
+
+@pytest.mark.parametrize("width", WIDTHS)
+@pytest.mark.parametrize("page", PAGES)
+def test_page_reads_in_dark_mode(visits, page, width):
+    """Each page in the dark colour scheme, at both widths (screenshots for review)."""
+    visit = visits.get(page, width, "dark")
+    facts = visit.facts
+    assert not visit.console_errors, f"{page}: console errors:" + listing(visit.console_errors)
+    assert facts["scroll_width"] <= facts["client_width"], (
+        f"{page} in dark mode is {facts['scroll_width']} px wide at {width} width:"
+        + listing(facts["too_wide"])
+    )
