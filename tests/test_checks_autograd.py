@@ -11,7 +11,7 @@ def stub(*args):
     raise NotImplementedError("Exercise 3.x is not done yet")
 
 
-class StubSigmoid(torch.autograd.Function):
+class StubLogSumExp(torch.autograd.Function):
     @staticmethod
     def forward(ctx, x):
         raise NotImplementedError("Exercise 3.5 is not done yet")
@@ -21,26 +21,63 @@ class StubSigmoid(torch.autograd.Function):
         raise NotImplementedError("Exercise 3.5 is not done yet")
 
 
-def sigmoid_function(forward, backward):
-    """A Function from a forward formula and a backward(x, grad_output) formula."""
+def lse_function(forward, backward):
+    """A Function from a forward formula and a backward(x, out, grad_output) formula."""
 
-    class Sigmoid(torch.autograd.Function):
+    class LogSumExp(torch.autograd.Function):
         @staticmethod
         def forward(ctx, x):
-            ctx.save_for_backward(x)
-            return forward(x)
+            out = forward(x)
+            ctx.save_for_backward(x, out)
+            return out
 
         @staticmethod
         def backward(ctx, grad_output):
-            (x,) = ctx.saved_tensors
-            return backward(x, grad_output)
+            x, out = ctx.saved_tensors
+            return backward(x, out, grad_output)
 
-    return Sigmoid
+    return LogSumExp
 
 
-def stable(x):
-    z = torch.exp(-x.abs())
-    return torch.where(x >= 0, 1 / (1 + z), z / (1 + z))
+def stable_lse(x):
+    m = x.amax(dim=-1, keepdim=True)
+    return m.squeeze(-1) + torch.log(torch.exp(x - m).sum(dim=-1))
+
+
+def naive_lse(x):
+    return torch.log(torch.exp(x).sum(dim=-1))
+
+
+def global_max_lse(x):
+    """Partly stable: one maximum for the whole tensor, so a low row underflows."""
+    m = x.max()
+    return m + torch.log(torch.exp(x - m).sum(dim=-1))
+
+
+def softmax_grad(x, out, g):
+    return g.unsqueeze(-1) * torch.exp(x - out.unsqueeze(-1))
+
+
+def naive_softmax_grad(x, out, g):
+    return g.unsqueeze(-1) * torch.exp(x) / torch.exp(x).sum(dim=-1, keepdim=True)
+
+
+def logaddexp_lse(x):
+    """Right but unusual: a running torch.logaddexp over the last dimension."""
+    out = x[..., 0]
+    for i in range(1, x.shape[-1]):
+        out = torch.logaddexp(out, x[..., i])
+    return out
+
+
+def jacobian_by_functional(f, x):
+    """Wrong for this exercise: torch makes the backward passes."""
+    return torch.autograd.functional.jacobian(f, x)
+
+
+def jacobian_by_jacrev(f, x):
+    """Wrong for this exercise: torch.func makes the Jacobian."""
+    return torch.func.jacrev(f)(x)
 
 
 def jacobian(f, x, *, shaped_like_x=False, retain_graph=True):
@@ -90,11 +127,11 @@ RIGHT = {
     "check_vjp_matmul": lambda A, B, V: (V @ B.mT, A.mT @ V),
     "check_vjp_sum": lambda x, dim, v: v.unsqueeze(dim) * torch.ones_like(x),
     "check_jacobian_by_vjps": jacobian,
-    "check_stable_sigmoid": sigmoid_function(stable, lambda x, g: g * stable(x) * stable(-x)),
+    "check_logsumexp": lse_function(stable_lse, softmax_grad),
     "check_clip_hook": clip_hook(),
 }
 
-STUBS = {name: stub for name in RIGHT} | {"check_stable_sigmoid": StubSigmoid}
+STUBS = {name: stub for name in RIGHT} | {"check_logsumexp": StubLogSumExp}
 
 WRONG = [
     ("check_vjp_tanh", lambda x, v: 1 - torch.tanh(x) ** 2, "x of shape (5,)"),
@@ -131,24 +168,34 @@ WRONG = [
         lambda f, x: torch.stack([jacobian(f, x) for _ in range(2)])[0],
         "number of backward passes through y: expected 2, got 4",
     ),
+    ("check_jacobian_by_vjps", jacobian_by_functional, "the backward passes were made by torch"),
+    ("check_jacobian_by_vjps", jacobian_by_jacrev, "x of shape (3,)"),
+    ("check_logsumexp", lse_function(naive_lse, softmax_grad), "values"),
+    ("check_logsumexp", lse_function(naive_lse, softmax_grad), "subtract each row's maximum"),
+    ("check_logsumexp", lse_function(global_max_lse, softmax_grad), "values"),
+    ("check_logsumexp", lse_function(stable_lse, naive_softmax_grad), "gradients"),
+    ("check_logsumexp", lse_function(stable_lse, naive_softmax_grad), "exp(x - lse(x))"),
     (
-        "check_stable_sigmoid",
-        sigmoid_function(
-            lambda x: x.exp() / (1 + x.exp()), lambda x, g: g * stable(x) * stable(-x)
-        ),
-        "values",
+        "check_logsumexp",
+        lse_function(stable_lse, lambda x, out, g: g * torch.exp(x - out.unsqueeze(-1))),
+        "backward: your code raised RuntimeError",
     ),
     (
-        "check_stable_sigmoid",
-        sigmoid_function(stable, lambda x, g: g * (-x).exp() / (1 + (-x).exp()) ** 2),
-        "gradients",
+        "check_logsumexp",
+        lse_function(stable_lse, lambda x, out, g: torch.exp(x - out.unsqueeze(-1))),
+        "gradients for a random grad_output",
     ),
     (
-        "check_stable_sigmoid",
-        sigmoid_function(stable, lambda x, g: stable(x) * stable(-x)),
-        "gradcheck on a float64 input of shape (6,): your code raised GradcheckError",
+        "check_logsumexp",
+        lse_function(lambda x: stable_lse(x.double()), softmax_grad),
+        "dtype: expected torch.float32, got torch.float64",
     ),
-    ("check_stable_sigmoid", torch.sigmoid, "expected a subclass of torch.autograd.Function"),
+    (
+        "check_logsumexp",
+        lse_function(lambda x: stable_lse(x).unsqueeze(-1), softmax_grad),
+        "shape",
+    ),
+    ("check_logsumexp", torch.logsumexp, "expected a subclass of torch.autograd.Function"),
     ("check_clip_hook", clip_hook(clips=False), "a non-leaf h = 3 * x: x.grad with the hook"),
     ("check_clip_hook", clip_hook(clip_first=True), "the logged gradient (before clipping)"),
     ("check_clip_hook", clip_hook(returns_handle=False), "return the handle"),
@@ -168,3 +215,34 @@ def test_stub_is_not_done_yet(name, capsys):
 @pytest.mark.parametrize("name, wrong, message", WRONG, ids=[f"{w[0]}-{w[2]}" for w in WRONG])
 def test_wrong_answer_fails_and_says_why(name, wrong, message, capsys):
     assert_fails(getattr(checks, name), wrong, message, capsys)
+
+
+def jacobian_by_backward(f, x):
+    """Right but unusual: y.backward per output, x.grad read and reset each time."""
+    y = f(x)
+    rows = []
+    for i in range(y.numel()):
+        x.grad = None
+        seed = torch.zeros(y.numel(), dtype=y.dtype)
+        seed[i] = 1
+        y.backward(seed.view(y.shape), retain_graph=True)
+        rows.append(x.grad.clone())
+    return torch.stack(rows).reshape(*y.shape, *x.shape)
+
+
+RIGHT_BUT_UNUSUAL = [
+    ("check_jacobian_by_vjps", jacobian_by_backward),
+    ("check_logsumexp", lse_function(logaddexp_lse, softmax_grad)),
+    (
+        "check_logsumexp",
+        lse_function(
+            lambda x: torch.logsumexp(x, dim=-1),
+            lambda x, out, g: g[..., None] * torch.softmax(x, dim=-1),
+        ),
+    ),
+]
+
+
+@pytest.mark.parametrize("name, answer", RIGHT_BUT_UNUSUAL)
+def test_right_but_unusual_answer_passes(name, answer, capsys):
+    assert_passes(getattr(checks, name), answer, capsys)

@@ -34,6 +34,59 @@ def shares_memory(a, b):
     return bool(np.shares_memory(a.numpy(), b.numpy()))
 
 
+def in_place_for_floats(a):
+    if a.is_floating_point():
+        return a.div_(a.sum(dim=1, keepdim=True))
+    return a / a.sum(dim=1, keepdim=True)
+
+
+def element_offsets(t):
+    offsets = torch.zeros((), dtype=torch.long)
+    for size, stride in zip(t.shape, t.stride(), strict=True):
+        offsets = offsets[..., None] + torch.arange(size) * stride
+    return offsets.reshape(-1)
+
+
+def start_addresses_meet(a, b):
+    """A tempting wrong answer: compare the start address of each element only."""
+
+    def starts(t):
+        return set((t.data_ptr() + element_offsets(t) * t.element_size()).tolist())
+
+    return not starts(a).isdisjoint(starts(b))
+
+
+def element_indices_meet(a, b):
+    """Wrong: element positions in the storage, ignoring that dtypes differ in size."""
+
+    def positions(t):
+        return set((t.storage_offset() + element_offsets(t)).tolist())
+
+    same = a.untyped_storage().data_ptr() == b.untyped_storage().data_ptr()
+    return same and not positions(a).isdisjoint(positions(b))
+
+
+def byte_intervals_meet(a, b):
+    """Right but unusual: sorted [start, end) byte intervals, merged and swept."""
+
+    def intervals(t):
+        starts = t.data_ptr() + element_offsets(t) * t.element_size()
+        return [(s, s + t.element_size(), id(t)) for s in starts.tolist()]
+
+    events = sorted(intervals(a) + [(s, e, -1) for s, e, _ in intervals(b)])
+    open_a = open_b = -1
+    for start, end, owner in events:
+        if owner == -1:
+            if start < open_a:
+                return True
+            open_b = max(open_b, end)
+        else:
+            if start < open_b:
+                return True
+            open_a = max(open_a, end)
+    return False
+
+
 RIGHT = {
     "check_predicted_shapes": lambda: RIGHT_SHAPES,
     "check_contiguous_strides": contiguous_strides,
@@ -55,7 +108,30 @@ WRONG = [
         "expected (12, 4, 1)",
     ),
     ("check_normalize_rows", lambda a: a / a.sum(dim=0), "input #0"),
-    ("check_normalize_rows", lambda a: a / a.sum(dim=1), "input #0: your code raised"),
+    (
+        "check_normalize_rows",
+        lambda a: a / a.sum(dim=1),
+        "input #0 (torch.int64, shape (4, 3)): your code raised",
+    ),
+    (
+        "check_normalize_rows",
+        lambda a: a.div_(a.sum(dim=1, keepdim=True)),
+        "Hint: don't divide in place",
+    ),
+    ("check_normalize_rows", in_place_for_floats, "your function changed its input"),
+    ("check_normalize_rows", in_place_for_floats, "Hint: don't divide in place"),
+    (
+        "check_normalize_rows",
+        lambda a: (a / a.sum(dim=1, keepdim=True)).double(),
+        "dtype: expected torch.float32, got torch.float64",
+    ),
+    (
+        "check_normalize_rows",
+        lambda a: (a / a.sum(dim=1, keepdim=True)).numpy(),
+        "expected a torch.Tensor, got array",
+    ),
+    ("check_normalize_rows", lambda a: None, "expected a torch.Tensor, got None"),
+    ("check_normalize_rows", lambda a: a / a.abs().sum(dim=1, keepdim=True), "input #0"),
     (
         "check_normalize_rows",
         lambda a: a.copy_(a / a.sum(dim=1, keepdim=True)),
@@ -81,6 +157,9 @@ WRONG = [
         "two storages, one array",
     ),
     ("check_shares_memory", lambda a, b: torch.equal(a, b), "x and x.view(4, 3)"),
+    ("check_shares_memory", lambda a, b: start_addresses_meet(a, b), "the second byte of each"),
+    ("check_shares_memory", lambda a, b: element_indices_meet(a, b), "the bytes next to them"),
+    ("check_shares_memory", lambda a, b: None, "expected a bool, got None"),
     ("check_shares_memory", lambda a, b: np.True_, "expected a bool"),
     (
         "check_flatten_images",
@@ -144,3 +223,15 @@ def test_shape_expressions_match_the_published_answers():
 def test_memory_cases_agree_with_numpy(case):
     text, a, b, expected = case
     assert np.shares_memory(a.numpy(), b.numpy()) == expected, f"{text}: NumPy disagrees"
+
+
+RIGHT_BUT_UNUSUAL = [
+    ("check_shares_memory", byte_intervals_meet),
+    ("check_normalize_rows", lambda a: a * a.sum(dim=1, keepdim=True).reciprocal()),
+    ("check_normalize_rows", lambda a: torch.div(a, a.sum(-1).unsqueeze(-1))),
+]
+
+
+@pytest.mark.parametrize("name, answer", RIGHT_BUT_UNUSUAL)
+def test_right_but_unusual_answer_passes(name, answer, capsys):
+    assert_passes(getattr(checks, name), answer, capsys)

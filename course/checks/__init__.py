@@ -133,8 +133,28 @@ def isolated_random_state() -> Iterator[None]:
             random.setstate(python_state)
 
 
+@contextmanager
+def hinted(text: str, what: str = "") -> Iterator[None]:
+    """Give a mismatch (or a crash of the learner's code) inside the block its own hint.
+
+    For a check whose failures have different causes: the hint names the cause of the
+    one that happened, and the check's general hint is not added after it. ``what``
+    names the input in the message of a crash.
+    """
+    try:
+        yield
+    except Mismatch as error:
+        raise Mismatch(_with_hint(safe_str(error), text)) from None
+    except (NotImplementedError, RecursionError):
+        raise
+    except Exception as error:
+        raise Mismatch(_with_hint(f"{what}: your code raised {raised(error)}", text)) from None
+
+
 def _with_hint(message: str, hint: str) -> str:
-    return f"{message}\n  Hint: {hint}" if hint else message
+    if not hint or "\n  Hint: " in message:  # the first, most specific hint wins
+        return message
+    return f"{message}\n  Hint: {hint}"
 
 
 def _enforce(verdict: Verdict) -> None:

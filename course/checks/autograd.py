@@ -4,15 +4,29 @@ Torch is the reference: each hand-written vector-Jacobian product is compared wi
 ``torch.autograd.grad`` on the same inputs, in float64.
 """
 
+import sys
+from collections.abc import Callable
+from typing import Any
+
 import torch
 
-from course.checks import call, check, describe, expect, expect_close, expect_equal
+from course.checks import (
+    Verdict,
+    call,
+    check,
+    describe,
+    expect,
+    expect_close,
+    expect_equal,
+    generator,
+    hinted,
+    random_tensor,
+)
 
 
 def _random(*shape: int, seed: int = 0) -> torch.Tensor:
     """Reproducible float64 input (``seed`` tells two same-shaped inputs apart)."""
-    generator = torch.Generator().manual_seed(1000 * seed + sum(shape))
-    return torch.randn(shape, generator=generator, dtype=torch.float64)
+    return random_tensor(*shape, seed=1000 * seed + sum(shape))
 
 
 def _torch_vjp(f, inputs: tuple, v: torch.Tensor) -> tuple:
@@ -27,7 +41,7 @@ def _by_hand(what: str, function, *args):
         return call(what, function, *args)
 
 
-def check_vjp_tanh(vjp_tanh):
+def check_vjp_tanh(vjp_tanh: Callable[[torch.Tensor, torch.Tensor], torch.Tensor]) -> Verdict:
     """Exercise 3.1: ``vjp_tanh(x, v)`` is vᵀJ of ``y = torch.tanh(x)``."""
     shapes = [(5,), (3, 4), (2, 1, 3)]
 
@@ -47,7 +61,7 @@ def check_vjp_tanh(vjp_tanh):
     )
 
 
-def check_vjp_matmul(vjp_matmul):
+def check_vjp_matmul(vjp_matmul: Callable[..., tuple]) -> Verdict:
     """Exercise 3.2: ``vjp_matmul(A, B, V)`` is (vᵀJ for A, vᵀJ for B) of ``Y = A @ B``.
 
     Every matrix has a different number of rows and columns, so a missing or misplaced
@@ -77,7 +91,7 @@ def check_vjp_matmul(vjp_matmul):
     )
 
 
-def check_vjp_sum(vjp_sum):
+def check_vjp_sum(vjp_sum: Callable[..., torch.Tensor]) -> Verdict:
     """Exercise 3.3: ``vjp_sum(x, dim, v)`` is vᵀJ of ``y = x.sum(dim)``.
 
     The square case catches ``v.expand_as(x)``, which lines ``v`` up with the last
@@ -122,28 +136,63 @@ def _jacobian_cases():
     ]
 
 
-def check_jacobian_by_vjps(jacobian_by_vjps):
+READY_MADE = ("torch/autograd/functional.py", "torch/_functorch/", "torch/func/")
+"""Where torch's own Jacobian makers live: a backward pass started from there is not yours."""
+
+
+def _ready_made_caller() -> str | None:
+    """The file of torch's Jacobian maker on the current call stack, if any."""
+    frame = sys._getframe(1)
+    while frame is not None:
+        name = frame.f_code.co_filename.replace("\\", "/")
+        if any(part in name for part in READY_MADE):
+            return name.split("site-packages/")[-1]
+        frame = frame.f_back
+    return None
+
+
+def check_jacobian_by_vjps(jacobian_by_vjps: Callable[[Callable, torch.Tensor], Any]) -> Verdict:
     """Exercise 3.4: ``jacobian_by_vjps(f, x)`` builds J from one backward pass per output.
 
-    The result has shape ``y.shape + x.shape`` like ``torch.autograd.functional.jacobian``;
-    a hook on ``y`` counts the backward passes through it.
+    The result has shape ``y.shape + x.shape`` like ``torch.autograd.functional.jacobian``.
+    A hook on ``y`` counts the backward passes through it and checks that each one starts
+    from the learner's code with a ``gradient`` shaped like ``y``: a Jacobian made by
+    ``torch.autograd.functional.jacobian`` or ``torch.func`` (which make the passes, or
+    none, for you) does not pass.
     """
 
     def body():
         for what, f, x in _jacobian_cases():
-            passes = []
+            passes, helpers = [], []
 
-            def counted(t, f=f, passes=passes):
+            def hook(grad, passes=passes, helpers=helpers):
+                passes.append(tuple(grad.shape))
+                caller = _ready_made_caller()
+                if caller is not None:
+                    helpers.append(caller)
+
+            def counted(t, f=f, hook=hook):
                 y = f(t)
-                if y.requires_grad:
-                    y.register_hook(lambda grad: passes.append(grad.shape))
+                if isinstance(y, torch.Tensor) and y.requires_grad:
+                    y.register_hook(hook)
                 return y
 
             got = call(what, jacobian_by_vjps, counted, x.detach().requires_grad_())
+            expect(
+                not helpers,
+                f"{what}: the backward passes were made by torch ({helpers[0] if helpers else ''})"
+                ": make one backward pass per output yourself, with torch.autograd.grad or "
+                "y.backward, not with torch.autograd.functional.jacobian or torch.func",
+            )
             expected = torch.autograd.functional.jacobian(f, x)
             expect_close(got, expected, what, rtol=1e-9)
-            outputs = f(x).numel()
-            expect_equal(len(passes), outputs, f"{what}: number of backward passes through y")
+            y_shape = tuple(f(x).shape)
+            expect_equal(len(passes), f(x).numel(), f"{what}: number of backward passes through y")
+            expect(
+                all(shape == y_shape for shape in passes),
+                f"{what}: each backward pass must start from a gradient shaped like y "
+                f"{y_shape}; got {passes}",
+            )
         return "matches torch.autograd.functional.jacobian on 4 functions, one pass per output"
 
     return check(
@@ -155,48 +204,88 @@ def check_jacobian_by_vjps(jacobian_by_vjps):
     )
 
 
-EXTREMES = [-1000.0, -30.0, -1.0, 0.0, 1.0, 30.0, 1000.0]
-"""Inputs where a naive sigmoid or its derivative overflows (Exercise 3.5)."""
+LSE_ROWS = [
+    [-1000.0, -1000.0, -1001.0],
+    [1000.0, 999.0, 0.0],
+    [0.0, 1.0, 2.0],
+    [-50.0, 50.0, 0.0],
+    [88.0, 89.0, 90.0],
+    [1e-3, -1e-3, 0.0],
+]
+"""Rows where the naive log(exp(x).sum()) overflows (e¹⁰⁰⁰; e⁸⁹ in float32) or underflows
+(e⁻¹⁰⁰⁰ is 0, and log 0 = -inf), next to ordinary ones: one max for the whole tensor is not
+enough (Exercise 3.5)."""
+
+LSE_VALUE_HINT = (
+    "subtract each row's maximum m = x.amax(dim=-1, keepdim=True) before exp, then add it "
+    "back: lse(x) = m + log(Σ exp(x - m)), so that every exponent is at most 0"
+)
+LSE_GRAD_HINT = (
+    "the gradient is softmax(x) = exp(x - lse(x)) (save x and the output in forward: it "
+    "never overflows), times grad_output.unsqueeze(-1) (one grad_output per row)"
+)
 
 
-def check_stable_sigmoid(StableSigmoid):
-    """Exercise 3.5: ``StableSigmoid`` is an ``autograd.Function`` for sigmoid.
+def _lse_inputs(dtype: torch.dtype) -> list[tuple[str, torch.Tensor]]:
+    masked = [[0.0, -torch.inf, 1.0], [-torch.inf, 2.0, 3.0]]
+    return [
+        (f"x = {LSE_ROWS}", torch.tensor(LSE_ROWS, dtype=dtype)),
+        ("x of shape (4, 4) from randn * 10", random_tensor(4, 4, seed=5, dtype=dtype, scale=10)),
+        ("x of shape (5,) (a scalar out)", random_tensor(5, seed=6, dtype=dtype, scale=30)),
+        ("x of shape (2, 3, 4)", random_tensor(2, 3, 4, seed=7, dtype=dtype)),
+        (f"x = {masked} (masked entries)", torch.tensor(masked, dtype=dtype)),
+    ]
 
-    Its values and gradients must be finite and right at ±1000 in float32 and float64,
-    and its backward must pass ``gradcheck`` (which also tries a grad_output other than 1).
+
+def check_logsumexp(LogSumExp: Any) -> Verdict:
+    """Exercise 3.5: ``LogSumExp`` is an ``autograd.Function`` for logsumexp over the last dim.
+
+    Its values and gradients (for a random ``grad_output``) must match
+    ``torch.logsumexp`` in float32 and float64, also on rows at ±1000 mixed with
+    ordinary rows, and with ``-inf`` entries; its backward must pass ``gradcheck``.
     """
 
     def body():
         expect(
-            isinstance(StableSigmoid, type) and issubclass(StableSigmoid, torch.autograd.Function),
-            f"expected a subclass of torch.autograd.Function, got {describe(StableSigmoid)}",
+            isinstance(LogSumExp, type) and issubclass(LogSumExp, torch.autograd.Function),
+            f"expected a subclass of torch.autograd.Function, got {describe(LogSumExp)}",
         )
-        for dtype in (torch.float32, torch.float64):
-            x = torch.tensor(EXTREMES, dtype=dtype, requires_grad=True)
-            what = f"x = {EXTREMES} in {dtype}"
-            got = call(what, StableSigmoid.apply, x)
-            expect_close(got, torch.sigmoid(x), f"{what}: values")
-            call(what + ": backward", got.backward, torch.ones_like(got))
-            s = torch.sigmoid(x.detach())
-            expect_close(x.grad, s * (1 - s), f"{what}: gradients")
-        x64 = _random(6).requires_grad_()
-        call(
-            "gradcheck on a float64 input of shape (6,)",
-            torch.autograd.gradcheck,
-            StableSigmoid.apply,
-            (x64,),
+        for dtype in (torch.float64, torch.float32):
+            # float32: an output near 1000 is rounded by 1000 * 2⁻²⁴ ≈ 6e-5, and exp(x - out)
+            # carries that relative error into the gradient
+            rtol, atol = (1e-9, 1e-12) if dtype == torch.float64 else (2e-4, 1e-6)
+            for i, (text, x) in enumerate(_lse_inputs(dtype)):
+                what = f"{text} in {dtype}"
+                leaf = x.clone().requires_grad_()
+                with hinted(LSE_VALUE_HINT, what):
+                    got = call(what, LogSumExp.apply, leaf)
+                    expect_close(got, torch.logsumexp(x, dim=-1), f"{what}: values", rtol, atol)
+                v = torch.randn(got.shape, generator=generator(10 + i), dtype=dtype)
+                reference = x.clone().requires_grad_()
+                (expected,) = torch.autograd.grad(torch.logsumexp(reference, dim=-1), reference, v)
+                with hinted(LSE_GRAD_HINT, what):
+                    expect(got.requires_grad, f"{what}: the output does not require grad")
+                    (grad,) = call(f"{what}: backward", torch.autograd.grad, got, leaf, v)
+                    expect_close(
+                        grad, expected, f"{what}: gradients for a random grad_output", rtol, atol
+                    )
+        x64 = _random(3, 4).requires_grad_()
+        with hinted(LSE_GRAD_HINT):
+            call(
+                "gradcheck on a float64 input of shape (3, 4)",
+                torch.autograd.gradcheck,
+                LogSumExp.apply,
+                (x64,),
+            )
+        return (
+            "right values and gradients at ±1000 and with -inf entries, in float32 and "
+            "float64; gradcheck passes"
         )
-        return "right values and gradients at ±1000 in float32 and float64; gradcheck passes"
 
-    return check(
-        "Exercise 3.5 (StableSigmoid)",
-        body,
-        hint="never compute exp of a large positive number: use exp(-|x|), which is at most "
-        "1; in backward, reuse the saved output: σ'(x) = σ(x)(1 - σ(x)), times grad_output",
-    )
+    return check("Exercise 3.5 (LogSumExp)", body, hint=LSE_VALUE_HINT)
 
 
-def check_clip_hook(add_clip_hook):
+def check_clip_hook(add_clip_hook: Callable[..., Any]) -> Verdict:
     """Exercise 3.6: ``add_clip_hook(t, limit, log)`` logs each gradient and clips it.
 
     Tried on a non-leaf (the clipped gradient flows on to the leaf) and on a leaf (it is

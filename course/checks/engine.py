@@ -26,8 +26,9 @@ from course.checks import (
     expect,
     expect_close,
     expect_equal,
-    raised,
+    hinted,
     rng,
+    safe_str,
 )
 from course.threads import same_threads
 
@@ -38,21 +39,16 @@ RTOL, ATOL = 1e-9, 1e-12
 
 @contextmanager
 def _hint(text: str, what: str = "") -> Iterator[None]:
-    """Add an op-specific hint to a mismatch, or to an error of the learner's code, inside
-    the block; ``what`` names the op and its input in the latter case."""
+    """:func:`course.checks.hinted`, except that a grad sent to an input that needs none
+    (``None += ...``, a TypeError) gets the hint about guarding both inputs."""
     try:
-        yield
+        with hinted(text, what):
+            yield
     except Mismatch as error:
-        message = str(error)
-        raise Mismatch(
-            message if "\n  Hint:" in message else f"{message}\n  Hint: {text}"
-        ) from None
-    except (NotImplementedError, RecursionError):
-        raise
-    except Exception as error:
-        if isinstance(error, TypeError) and "NoneType" in raised(error):
-            text = GUARD_HINT  # `None += ...`: a grad sent to an input that needs none
-        raise Mismatch(f"{what}: your code raised {raised(error)}\n  Hint: {text}") from None
+        message = safe_str(error)
+        if "your code raised TypeError" in message and "NoneType" in message:
+            message = message.split("\n  Hint: ")[0] + f"\n  Hint: {GUARD_HINT}"
+        raise Mismatch(message) from None
 
 
 def _leaf(x: Any) -> torch.Tensor:
