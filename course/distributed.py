@@ -36,13 +36,25 @@ def free_port() -> int:
 
 
 def port_is_free(port: int) -> bool:
-    """Whether ``port`` on 127.0.0.1 can be bound again: nothing kept it."""
+    """Whether a server could listen on ``port`` of 127.0.0.1 again: no process holds it.
+
+    ``SO_REUSEADDR``, as servers (torch's TCPStore among them) set it, ignores the
+    connections that the kernel keeps a while in TIME_WAIT after a process ended.
+    """
     with socket.socket() as s:
+        s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
         try:
             s.bind(("127.0.0.1", port))
+            s.listen()
         except OSError:
             return False
         return True
+
+
+STARTUP = 30.0
+"""Seconds allowed, on top of the collectives' timeout, for the ranks to start."""
+GRACE = 5.0
+"""Seconds the other ranks get to report their own error once one rank has failed."""
 
 
 class RankError(RuntimeError):
@@ -66,6 +78,7 @@ def _serve(rank, world_size, port, timeout, first, tasks, results):
         world_size=world_size,
         timeout=timedelta(seconds=timeout),
     )
+    failed = False
     try:
         task = first if first is not None else tasks.get()
         while task is not None:
@@ -75,11 +88,17 @@ def _serve(rank, world_size, port, timeout, first, tasks, results):
                 torch.save(worker(rank, world_size, *args), buffer)
             except BaseException:
                 results.put((rank, "error", traceback.format_exc()))
+                failed = True
                 return
             results.put((rank, "ok", buffer.getvalue()))
             task = tasks.get()
     finally:
         dist.destroy_process_group()
+        results.close()
+        results.join_thread()  # every result has reached the pipe
+        # Nothing is left to clean up: skip the interpreter's teardown of torch, which
+        # takes seconds (and, under fork, the kernel's own exit handlers).
+        os._exit(1 if failed else 0)
 
 
 class Ranks:
@@ -134,41 +153,62 @@ class Ranks:
         return self.collect()
 
     def collect(self) -> list:
-        """Wait for every rank's result; raise :class:`RankError` if any rank fails."""
-        deadline = time.monotonic() + self.timeout
+        """Wait for every rank's result; raise :class:`RankError` if any rank fails.
+
+        The wait is bounded: ``timeout`` for the collectives plus :data:`STARTUP` seconds
+        for the processes to start. Once a rank has failed, the others get
+        :data:`GRACE` seconds to report how they failed before they are stopped.
+        """
+        deadline = time.monotonic() + self.timeout + STARTUP
         results, errors = {}, {}
-        while len(results) + len(errors) < self.world_size:
-            if errors:  # the others fail fast once a rank is gone; give them a moment
-                deadline = min(deadline, time.monotonic() + 5)
-            if time.monotonic() > deadline:
-                self.close()
-                missing = sorted(set(range(self.world_size)) - set(results) - set(errors))
-                errors.update({r: f"no answer within {self.timeout:g} s" for r in missing})
-                break
+
+        def receive() -> bool:
             try:
                 rank, status, payload = self._results.get(timeout=0.05)
             except queue_module.Empty:
-                for rank, process in enumerate(self.processes):
-                    if rank not in errors and rank not in results and not process.is_alive():
-                        errors[rank] = f"exited with code {process.exitcode} without answering"
-                continue
+                return False
             if status == "ok":
                 results[rank] = torch.load(io.BytesIO(payload), weights_only=False)
             else:
                 errors[rank] = payload
+            return True
+
+        while len(results) + len(errors) < self.world_size:
+            if errors:  # the others fail fast once a rank is gone; give them a moment
+                deadline = min(deadline, time.monotonic() + GRACE)
+            if time.monotonic() > deadline:
+                missing = set(range(self.world_size)) - set(results) - set(errors)
+                reason = (
+                    f"still running {GRACE:g} s after rank(s) {sorted(errors)} failed: stopped"
+                    if errors
+                    else f"no answer within {self.timeout + STARTUP:g} s: stopped"
+                )
+                errors.update({r: reason for r in missing})
+                break
+            if receive():
+                continue
+            dead = [r for r, p in enumerate(self.processes) if not p.is_alive()]
+            while receive():  # what the dead sent before they exited
+                pass
+            for rank in dead:
+                if rank not in results and rank not in errors:
+                    code = self.processes[rank].exitcode
+                    errors[rank] = f"exited with code {code} without answering"
         if errors:
-            self.close()
+            self.close(patience=0)
             report = "\n".join(f"--- rank {r}: {errors[r]}" for r in sorted(errors))
             raise RankError(f"{len(errors)} of {self.world_size} ranks failed\n{report}")
         return [results[r] for r in range(self.world_size)]
 
-    def close(self) -> None:
-        """Ask every rank to stop, then terminate (and reap) any that does not."""
+    def close(self, patience: float = 10.0) -> None:
+        """Ask every rank to stop, then terminate (and reap) any still alive after
+        ``patience`` seconds (0 after a failure: a broken group is not worth waiting for).
+        """
         for queue, process in zip(self._tasks, self.processes, strict=True):
             if process.is_alive():
                 queue.put(None)
         for process in self.processes:
-            process.join(timeout=2)
+            process.join(timeout=patience)
         for process in self.processes:
             if process.is_alive():
                 process.terminate()

@@ -63,6 +63,8 @@ def check_data_parallel_hooks(add_data_parallel_hooks, timeout: float = 60.0):
             "fork" in multiprocessing.get_all_start_methods(),
             "this check forks two processes; this system cannot fork (run it on Linux or macOS)",
         )
+        import torch._dynamo  # noqa: F401 (DDP imports it: once here, not in each fork)
+
         try:
             ranks = D.launch(
                 _hooks_against_ddp,
@@ -90,8 +92,9 @@ def check_data_parallel_hooks(add_data_parallel_hooks, timeout: float = 60.0):
             expect(
                 torch.equal(value, mine[1][name]),
                 f"after {STEPS} steps, parameter {name} differs between rank 0 and rank 1: "
-                "the gradients were not made the same on every rank",
+                "its gradients were not made the same on every rank",
             )
+        for name, value in mine[0].items():
             expect_close(
                 value,
                 ranks[0]["ddp"][name],
