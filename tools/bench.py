@@ -240,6 +240,38 @@ def mnist(runs: int, batches_per_run: int = 150) -> dict:
     return results
 
 
+def bench_forward(runs: int) -> dict:
+    """Chapter 5: jacfwd/jacrev time ratios across n/m, and vmap against a loop (1 thread).
+
+    Both at one thread, with the chapter's own code: ``course.figures.forward`` for the
+    Jacobians, the cells of chapters/forward.md tagged ``per-sample`` for the gradients.
+    """
+    from course.figures.forward import best_time, jacobian_timings
+    from course.notebooks import load_notebook_module
+
+    shapes = [(8, 512), (64, 64), (512, 8)]
+    ratios = {shape: [] for shape in shapes}
+    for _ in range(runs):
+        for t in jacobian_timings(shapes):
+            ratios[(t.n, t.m)].append(t.ratio)
+    results = {
+        f"jacfwd / jacrev time, n={n} m={m}, 1 thread": stats(r) for (n, m), r in ratios.items()
+    }
+    chapter = load_notebook_module(ROOT / "chapters" / "forward.md", "per-sample", "forward_ch")
+    model, X, y = chapter.make_batch()
+    with same_threads(1):
+        by_vmap = [best_time(lambda: chapter.per_sample_grads(model, X, y), 1) for _ in range(runs)]
+        by_loop = [
+            best_time(lambda: chapter.per_sample_grads_loop(model, X, y), 1) for _ in range(runs)
+        ]
+    results["per-sample grads, 784-512-10, batch 64: vmap (ms)"] = scaled(stats(by_vmap), 1e3)
+    results["per-sample grads: loop (ms)"] = scaled(stats(by_loop), 1e3)
+    results["per-sample grads: loop / vmap speed-up"] = stats(
+        [loop / fast for loop, fast in zip(by_loop, by_vmap, strict=True)]
+    )
+    return results
+
+
 def scaled(s: dict, factor: float) -> dict:
     return {k: v * factor if k != "n" else v for k, v in s.items()}
 
@@ -267,6 +299,7 @@ SECTIONS: dict[str, Callable[[argparse.Namespace], dict]] = {
     "book": lambda args: bench_book(args.runs, args.with_test),
     "mnist": lambda args: bench_mnist(args.runs),
     "engine": lambda args: bench_engine(args.runs),
+    "forward": lambda args: bench_forward(args.runs),
 }
 
 
