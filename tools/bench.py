@@ -295,10 +295,31 @@ def scalar_example_step(Value, x, label: int, hidden: int = 128) -> float:
     return time.perf_counter() - start
 
 
+def bench_distributed(runs: int, batch: int = 128, steps: int = 40) -> dict:
+    """Chapter 6: Chapter 2's network on global batches of ``batch``, 1 process against 2.
+
+    Two DDP processes (gloo on 127.0.0.1) of one thread each, against one process at one
+    thread and at every core: on one machine, threads are the fair competitor.
+    """
+    from course import distributed
+
+    results = {}
+    for threads in sorted({1, all_threads()}):
+        one = repeat(lambda t=threads: distributed.single_throughput(batch, steps, t), runs)
+        results[f"1 process, {threads} thread(s) (examples/s)"] = {**one, "threads": threads}
+    with distributed.Ranks(2) as ranks:
+        two = repeat(lambda: ranks.run(distributed.throughput, batch, steps)[0]["examples/s"], runs)
+    results["2 DDP processes, 1 thread each (examples/s)"] = {**two, "threads": 1}
+    single = results["1 process, 1 thread(s) (examples/s)"]["median"]
+    results["2 processes / 1 process at 1 thread"] = stats([two["median"] / single])
+    return results
+
+
 SECTIONS: dict[str, Callable[[argparse.Namespace], dict]] = {
     "book": lambda args: bench_book(args.runs, args.with_test),
     "mnist": lambda args: bench_mnist(args.runs),
     "engine": lambda args: bench_engine(args.runs),
+    "distributed": lambda args: bench_distributed(args.runs),
     "forward": lambda args: bench_forward(args.runs),
 }
 
