@@ -334,7 +334,7 @@ def check_value_unary(Value: type) -> Verdict:
 
 
 def draw_value_graph(Value: type) -> Any:
-    """Draw the learner's graph of tanh(a * b + c) * a beside torch's, once its grads match."""
+    """Draw the learner's graph of tanh(a * b + c) * a above torch's, once its grads match."""
     from course.figures.graphs import draw_graph, draw_torch_graph, new_figure
 
     figures = []
@@ -345,8 +345,9 @@ def draw_value_graph(Value: type) -> Any:
     def body():
         ours, out = _check_backward(Value, "tanh(a * b + c) * a", expression, [0.5, -1.5, 0.25])
         theirs = [_leaf(x) for x in (0.5, -1.5, 0.25)]
-        figure = new_figure(figsize=(11, 4.5), layout="constrained")
-        left, right = figure.subplots(1, 2)
+        # one above the other, 5.2 in wide: legible on a phone (tests/site/test_figures.py)
+        figure = new_figure(figsize=(5.2, 9.5), layout="constrained")
+        left, right = figure.subplots(2, 1, height_ratios=[1.25, 1])
         names = dict(zip(ours, "abc", strict=False))
         draw_graph(
             out,
