@@ -100,23 +100,23 @@ def draw_graph(
         )
         for i, node in enumerate(row):
             position[id(node)] = ((i + 0.5) * width / len(row), -depth)
+    # Three layers: the boxes, the arrows (clipped at the boxes' edges, which are placed
+    # when the boxes are drawn, hence drawn after them), the labels on top of everything.
     boxes = {}
     for node in nodes:
         x, y = position[id(node)]
+        style = {"ha": "center", "va": "center", "fontsize": MIN_FONT_PT, "family": "monospace"}
         boxes[id(node)] = ax.text(
             x,
             y,
             label(node),
-            ha="center",
-            va="center",
-            fontsize=MIN_FONT_PT,
-            family="monospace",
+            color="none",
             bbox={"boxstyle": "round,pad=0.4", "facecolor": "#e8f0fb", "edgecolor": "#4a6fa5"},
-            zorder=5,  # opaque boxes over the arrows that pass behind them
+            zorder=3,
+            **style,
         )
+        ax.text(x, y, label(node), zorder=5, **style)
     for child, parent in edges:
-        # clipped at the edges of the two boxes, however tall they are (the boxes are
-        # placed when a figure is first drawn; a saved figure is drawn twice)
         ax.add_patch(
             FancyArrowPatch(
                 position[id(child)],
