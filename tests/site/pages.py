@@ -72,6 +72,7 @@ FACTS_JS = """() => {
       src: e.getAttribute('src'), alt: e.getAttribute('alt'),
       complete: e.complete, width: e.naturalWidth,
       shown_width: e.getBoundingClientRect().width,
+      shown_height: e.getBoundingClientRect().height, natural_height: e.naturalHeight,
       in_output: !!e.closest('.cell_output'),
     })),
     inputs: [...article.querySelectorAll('.cell .cell_input')].map((e) => ({

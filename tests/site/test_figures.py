@@ -97,6 +97,23 @@ def test_figure_text_is_legible_at_the_width_shown(visits, site, page, width):
     )
 
 
+@pytest.mark.parametrize("width", MIN_TEXT_PX)
+@pytest.mark.parametrize("page", PAGES)
+def test_figures_keep_their_proportions(visits, page, width):
+    distorted = [
+        f"{i['src']}: shown {i['shown_width']:.0f}×{i['shown_height']:.0f}, "
+        f"drawn {i['width']}×{i['natural_height']}"
+        for i in visits.get(page, width).facts["images"]
+        if i["width"]
+        and i["shown_height"]
+        and abs((i["shown_width"] / i["shown_height"]) / (i["width"] / i["natural_height"]) - 1)
+        > 0.02
+    ]
+    assert not distorted, f"{page} at {width} width: figures stretched or squeezed:" + listing(
+        distorted
+    )
+
+
 @pytest.mark.parametrize("page", PAGES)
 def test_figures_are_sharp_on_high_density_screens(visits, site, page):
     figures = figures_of(visits.get(page, "desktop"), site, page)
