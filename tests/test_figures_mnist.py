@@ -9,7 +9,14 @@ import pytest  # noqa: E402
 import torch  # noqa: E402
 from matplotlib.colors import to_hex  # noqa: E402
 
-from course.figures.mnist import plot_confusion, plot_digits, plot_history, plot_probabilities  # noqa: E402
+from course.figures.mnist import (  # noqa: E402
+    plot_activation_scales,
+    plot_confusion,
+    plot_digits,
+    plot_history,
+    plot_loss_curves,
+    plot_probabilities,
+)
 
 
 @pytest.fixture
@@ -76,3 +83,35 @@ def test_plot_confusion_writes_every_nonzero_count(close_figures):
     texts = {(t.get_position(), t.get_text()) for t in fig.axes[0].texts}
     assert len(texts) == 11, "ten diagonal counts and one mistake"
     assert ((9, 4), "7") in texts, "the count of true 4 read as 9 sits in row 4, column 9"
+
+
+def test_plot_history_draws_the_validation_curve_when_given(close_figures):
+    history = {"loss": [1.0] * 20, "train_accuracy": [0.9, 0.95], "val_accuracy": [0.8, 0.85]}
+    right = plot_history(history).axes[1]
+    assert [line.get_label() for line in right.lines] == ["training set", "validation set"]
+    assert list(right.lines[1].get_ydata()) == [80, 85]
+
+
+def test_plot_loss_curves_draws_each_running_mean_and_dashes_every_second(close_figures):
+    curves = {"a": [float(i) for i in range(1, 31)], "b": [2.0] * 30, "c": [3.0] * 25}
+    ax = plot_loss_curves(curves, window=10).axes[0]
+    assert [line.get_label() for line in ax.lines] == ["a", "b", "c"]
+    a, b, c = ax.lines
+    assert list(a.get_xdata()) == list(range(10, 31)), "the mean of steps 1-10 sits at step 10"
+    assert a.get_ydata()[0] == pytest.approx(5.5) and a.get_ydata()[-1] == pytest.approx(25.5)
+    assert [a.get_linestyle(), b.get_linestyle(), c.get_linestyle()] == ["-", "--", "-"]
+    assert len(c.get_xdata()) == 16 and ax.get_yscale() == "log"
+
+
+def test_plot_loss_curves_rejects_a_window_longer_than_a_run(close_figures):
+    with pytest.raises(ValueError, match="fewer than window"):
+        plot_loss_curves({"short": [1.0, 2.0]}, window=5)
+
+
+def test_plot_activation_scales_one_line_per_init_on_a_log_axis(close_figures):
+    scales = {"small": [0.1, 0.01, 0.001], "large": [10.0, 100.0, 1000.0]}
+    ax = plot_activation_scales(scales).axes[0]
+    assert [line.get_label() for line in ax.lines] == ["small", "large"]
+    assert list(ax.lines[0].get_xdata()) == [1, 2, 3], "layers are numbered from 1"
+    assert list(ax.lines[1].get_ydata()) == [10.0, 100.0, 1000.0]
+    assert ax.get_yscale() == "log"

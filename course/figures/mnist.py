@@ -81,14 +81,21 @@ def plot_probabilities(images, probabilities, labels, suptitle: str = ""):
     return fig
 
 
+ACCURACY_CURVES = (
+    ("train_accuracy", "training set"),
+    ("val_accuracy", "validation set"),
+    ("test_accuracy", "test set"),
+)
+
+
 def plot_history(history: dict, suptitle: str = ""):
     """Training loss per step (top) and accuracy per epoch (below it).
 
-    ``history`` holds ``"loss"`` (one value per step) and ``"train_accuracy"`` and
-    ``"test_accuracy"`` (fractions, one per epoch).
+    ``history`` holds ``"loss"`` (one value per step), ``"train_accuracy"`` and
+    ``"val_accuracy"`` or ``"test_accuracy"`` or both (fractions, one per epoch).
     """
     loss = np.asarray(history["loss"], dtype=float)
-    epochs = len(history["test_accuracy"])
+    epochs = len(history["train_accuracy"])
     steps = np.arange(1, len(loss) + 1) * epochs / len(loss)
     window = max(1, len(loss) // (10 * epochs))
     smooth = np.convolve(loss, np.ones(window) / window, mode="valid")
@@ -99,7 +106,9 @@ def plot_history(history: dict, suptitle: str = ""):
     left.set(xlabel="epoch", ylabel="cross-entropy loss", title="training loss")
     left.legend()
     marks = np.arange(1, epochs + 1)
-    for key, name in (("train_accuracy", "training set"), ("test_accuracy", "test set")):
+    for key, name in ACCURACY_CURVES:
+        if key not in history:
+            continue
         right.plot(marks, 100 * np.asarray(history[key]), marker="o", label=name)
     right.set(xlabel="epoch", ylabel="accuracy (%)", title="accuracy after each epoch")
     right.set_xticks(marks)
@@ -129,5 +138,52 @@ def plot_confusion(matrix, title: str = "confusion matrix"):
     ax.set_yticks(CLASSES)
     ax.set(xlabel="guess", ylabel="true digit", title=title)
     fig.colorbar(image, ax=ax, label="images (log scale)")
+    fig.tight_layout()
+    return fig
+
+
+def _running_mean(values, window: int) -> np.ndarray:
+    """The mean of each ``window`` consecutive values (``len(values) - window + 1`` of them)."""
+    values = np.asarray(values, dtype=float)
+    return np.convolve(values, np.ones(window) / window, mode="valid")
+
+
+def plot_loss_curves(curves: dict, window: int = 20, title: str = "training loss"):
+    """Several runs' loss per step on one log-scale plot, each as a running mean.
+
+    ``curves`` maps a label to one loss per step. Every second curve is dashed, so that
+    two runs that coincide both stay visible.
+    """
+    if window < 1:
+        raise ValueError(f"window must be at least 1, got {window}")
+    fig, ax = plt.subplots(figsize=(WIDTH, 3.6))
+    for i, (label, losses) in enumerate(curves.items()):
+        if len(losses) < window:
+            raise ValueError(f"{label!r} has {len(losses)} steps, fewer than window={window}")
+        smooth = _running_mean(losses, window)
+        steps = np.arange(window, len(losses) + 1)
+        ax.plot(steps, smooth, label=label, linestyle="--" if i % 2 else "-", lw=1.8)
+    ax.set_yscale("log")
+    ax.set(xlabel="step", ylabel=f"loss (mean of {window} steps)", title=title)
+    ax.grid(alpha=0.3)
+    ax.legend()
+    fig.tight_layout()
+    return fig
+
+
+def plot_activation_scales(scales: dict, title: str = "activations through a deep network"):
+    """The standard deviation of each layer's output, one line per initialisation.
+
+    ``scales`` maps a label to one standard deviation per layer (layer 1 first); the
+    y axis is logarithmic, so a constant factor per layer is a straight line.
+    """
+    fig, ax = plt.subplots(figsize=(WIDTH, 3.8))
+    for label, stds in scales.items():
+        layers = np.arange(1, len(stds) + 1)
+        ax.plot(layers, np.asarray(stds, dtype=float), marker="o", label=label)
+    ax.set_yscale("log")
+    ax.set(xlabel="layer", ylabel="standard deviation of its output", title=title)
+    ax.grid(alpha=0.3)
+    ax.legend(fontsize=MIN_FONT_PT)
     fig.tight_layout()
     return fig
