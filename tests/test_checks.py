@@ -163,3 +163,29 @@ def test_modes(monkeypatch, mode, status, raises):
             check("Exercise 0.1 (f)", body)
     else:
         assert check("Exercise 0.1 (f)", body).status == status
+
+
+def public_check_functions():
+    import importlib
+    import inspect
+    import pkgutil
+
+    import course.checks
+
+    for info in pkgutil.iter_modules(course.checks.__path__):
+        module = importlib.import_module(f"course.checks.{info.name}")
+        for name, function in inspect.getmembers(module, inspect.isfunction):
+            if function.__module__ == module.__name__ and name.startswith("check_"):
+                yield f"{info.name}.{name}", function
+
+
+@pytest.mark.parametrize("name, function", list(public_check_functions()), ids=lambda v: str(v))
+def test_every_public_check_is_typed(name, function):
+    import inspect
+
+    signature = inspect.signature(function)
+    missing = [
+        p for p, v in signature.parameters.items() if v.annotation is inspect.Parameter.empty
+    ]
+    assert not missing, f"{name}: parameters without a type: {missing}"
+    assert signature.return_annotation is not inspect.Signature.empty, f"{name}: no return type"

@@ -60,6 +60,82 @@ def test_make_net_catches(make_net, says):
     verdict(checks.check_make_net, make_net, expected="fail", says=says)
 
 
+class Reordered(nn.Module):
+    """Right: the layers are registered last-first, and used first-last."""
+
+    def __init__(self):
+        super().__init__()
+        self.out = nn.Linear(64, 10)
+        self.hidden = nn.Linear(128, 64)
+        self.first = nn.Linear(784, 128)
+
+    def forward(self, x):
+        x = F.relu(self.first(x.flatten(1)))
+        return self.out(F.relu(self.hidden(x)))
+
+
+class BareParameters(nn.Module):
+    """Right: no nn.Linear at all; weights stored (in, out) and used as x @ W + b."""
+
+    def __init__(self):
+        super().__init__()
+        self.w = nn.ParameterList(
+            nn.Parameter(torch.randn(i, o) / i**0.5) for i, o in [(784, 128), (128, 64), (64, 10)]
+        )
+        self.b = nn.ParameterList(nn.Parameter(torch.zeros(o)) for o in (128, 64, 10))
+
+    def forward(self, x):
+        x = x.reshape(len(x), -1)
+        for i, (w, b) in enumerate(zip(self.w, self.b, strict=True)):
+            x = x @ w + b
+            x = x.relu() if i < 2 else x
+        return x
+
+
+class SwappedUse(Reordered):
+    """Wrong: applies ReLU before the first layer instead of after it."""
+
+    def forward(self, x):
+        x = self.first(F.relu(x.flatten(1)))
+        return self.out(F.relu(self.hidden(F.relu(x))))
+
+
+class Raises(nn.Module):
+    def __init__(self):
+        super().__init__()
+        self.layers = right_net()
+
+    def forward(self, x):
+        raise ValueError("broken")
+
+
+@pytest.mark.parametrize("make_net", [Reordered, BareParameters], ids=["reordered", "bare"])
+def test_make_net_judges_what_the_network_computes(make_net):
+    verdict(checks.check_make_net, make_net, expected="pass", says="109,386")
+
+
+@pytest.mark.parametrize(
+    ("make_net", "says"),
+    [
+        (SwappedUse, "output for"),
+        (Raises, "net(x) for 5 random images: your code raised ValueError"),
+        (lambda: None, "expected an nn.Module, got None"),
+        (lambda: 1 / 0, "make_net(): your code raised ZeroDivisionError"),
+    ],
+    ids=["relu misplaced", "forward raises", "None", "raises"],
+)
+def test_make_net_rejects_junk(make_net, says):
+    verdict(checks.check_make_net, make_net, expected="fail", says=says)
+
+
+def test_make_net_leaves_the_global_generator_alone():
+    torch.manual_seed(7)
+    expected = torch.rand(3)
+    torch.manual_seed(7)
+    checks.check_make_net(right_net)
+    assert torch.equal(torch.rand(3), expected)
+
+
 def test_make_net_passes_and_spots_stub():
     verdict(checks.check_make_net, right_net, expected="pass", says="109,386")
     verdict(checks.check_make_net, stub, expected="todo")

@@ -102,6 +102,10 @@ WRONG = [
     ("check_predicted_shapes", lambda: RIGHT_SHAPES[:-1], "number of predictions"),
     ("check_predicted_shapes", lambda: [(2, 4)] * 4 + RIGHT_SHAPES[4:], "#1 `x[0]`"),
     ("check_contiguous_strides", lambda shape: (1,) * len(shape), "strides of shape (2, 3, 4)"),
+    ("check_contiguous_strides", lambda shape: None, "expected a tuple of ints, got None"),
+    ("check_contiguous_strides", lambda shape: (12.0, 4.0, 1.0), "expected a tuple of ints"),
+    ("check_predicted_shapes", lambda: None, "expected a list of shapes, got None"),
+    ("check_predicted_shapes", lambda: [3] * 10, "prediction #1: expected a tuple of ints"),
     (
         "check_contiguous_strides",
         lambda shape: tuple(int(np.prod(shape[:i])) for i in range(len(shape))),

@@ -10,11 +10,13 @@ is. Fork exists on Linux and macOS. Each child also trains the same model with
 
 import math
 import multiprocessing
+from collections.abc import Callable
+from typing import Any
 
 import torch
 
 from course import distributed as D
-from course.checks import Mismatch, call, check, describe, expect, expect_close
+from course.checks import Mismatch, Verdict, call, check, describe, expect, expect_close
 
 STEPS, BATCH = 3, 16
 """Exercise 6.1 trains this many SGD steps on global batches of this size."""
@@ -46,7 +48,9 @@ def _hooks_against_ddp(rank, world_size, add_hooks, steps, batch):
     }
 
 
-def check_data_parallel_hooks(add_data_parallel_hooks, timeout: float = 60.0):
+def check_data_parallel_hooks(
+    add_data_parallel_hooks: Callable[..., Any], timeout: float = 60.0
+) -> Verdict:
     """Exercise 6.1: hooks that average gradients over the ranks train exactly like DDP.
 
     Two forked ranks each take their half of every batch; after ``STEPS`` SGD steps the
@@ -63,6 +67,12 @@ def check_data_parallel_hooks(add_data_parallel_hooks, timeout: float = 60.0):
             "fork" in multiprocessing.get_all_start_methods(),
             "this check forks two processes; this system cannot fork (run it on Linux or macOS)",
         )
+        try:  # a stub fails here, at once, without starting any process
+            add_data_parallel_hooks(D.make_model())
+        except NotImplementedError:
+            raise
+        except Exception:  # e.g. dist.get_world_size() outside a process group: fine
+            pass
         import torch._dynamo  # noqa: F401 (DDP imports it: once here, not in each fork)
 
         try:
@@ -155,7 +165,7 @@ def _shards(shard, n, replicas, epoch, seed=0):
     ]
 
 
-def check_shard(shard):
+def check_shard(shard: Callable[..., Any]) -> Verdict:
     """Exercise 6.2: ``shard(n, num_replicas, rank, epoch, seed)`` splits like DistributedSampler.
 
     For each (n, replicas): every rank gets ceil(n / replicas) indices in range(n); together

@@ -35,6 +35,8 @@ from course.threads import same_threads
 F64 = torch.float64
 DTYPES = {np.dtype(np.float32): torch.float32, np.dtype(np.float64): torch.float64}
 RTOL, ATOL = 1e-9, 1e-12
+CHAIN_LENGTH = 100_000
+"""The length of the chain that topological_order and backward must handle (no recursion)."""
 
 
 @contextmanager
@@ -259,17 +261,18 @@ def check_topological_order(topological_order: Callable[[Any], Any], Value: type
                     "was computed from it",
                 )
         chain = Value(0.0)
-        for _ in range(100_000):
+        for _ in range(CHAIN_LENGTH):
             chain = Value(0.0, (chain,))
         try:
             n = len(topological_order(chain))
         except RecursionError:
             raise Mismatch(
-                "a chain of 100,000 nodes: RecursionError. Use a list as an explicit stack "
+                f"a chain of {CHAIN_LENGTH:,} nodes: RecursionError. Use a list as an explicit "
+                "stack "
                 "instead of a recursive function"
             ) from None
-        expect_equal(n, 100_001, "the number of nodes of a 100,000-step chain")
-        return "each node once, after its inputs; a chain of 100,000 nodes works"
+        expect_equal(n, CHAIN_LENGTH + 1, f"the number of nodes of a {CHAIN_LENGTH:,}-step chain")
+        return f"each node once, after its inputs; a chain of {CHAIN_LENGTH:,} nodes works"
 
     return check("Exercise 4.2 (topological_order)", body)
 
@@ -298,11 +301,15 @@ def check_value_backward(Value: type) -> Verdict:
         expect_equal([v.grad for v in ours], [0.0, 0.0], "the grads after zero_grad()")
         x = Value(1.0)
         y = x
-        for _ in range(100_000):
+        for _ in range(CHAIN_LENGTH):
             y = y * 1.00001
         y.backward()
-        expect_close(x.grad, 1.00001**100_000, "x.grad of x * 1.00001 * ... (100,000 times)")
-        return "gradients match torch, accumulate over calls, and a 100,000-node chain works"
+        expect_close(
+            x.grad, 1.00001**CHAIN_LENGTH, f"x.grad of x * 1.00001 * ... ({CHAIN_LENGTH:,} times)"
+        )
+        return (
+            f"gradients match torch, accumulate over calls, and a {CHAIN_LENGTH:,}-node chain works"
+        )
 
     return check(
         "Exercise 4.2 (Value.backward)",

@@ -9,13 +9,15 @@ through it, and that does not support ``vmap``.
 
 import math
 from collections import Counter
+from collections.abc import Callable
+from typing import Any
 
 import numpy as np
 import torch
 from torch import nn
 from torch.func import jacrev
 
-from course.checks import call, check, describe, expect, expect_close, expect_equal
+from course.checks import Verdict, call, check, describe, expect, expect_close, expect_equal
 
 
 class Tap(torch.autograd.Function):
@@ -74,7 +76,7 @@ def _jacobian_cases():
     return cases
 
 
-def check_jacobian_cheaper_side(jacobian):
+def check_jacobian_cheaper_side(jacobian: Callable[..., Any]) -> Verdict:
     """Exercise 5.1: ``jacobian(f, x)`` is J (shape (m, n)), from the cheaper side.
 
     For n ≤ m it must take n JVPs and no backward pass; for m < n, m backward passes and
@@ -130,7 +132,7 @@ def per_sample_norms_loop(model, X, y):
     return torch.stack(norms)
 
 
-def check_per_sample_grad_norms(per_sample_grad_norms):
+def check_per_sample_grad_norms(per_sample_grad_norms: Callable[..., Any]) -> Verdict:
     """Exercise 5.2: ``per_sample_grad_norms(model, X, y)`` is ‖∇θ loss(xᵢ, yᵢ)‖ per sample.
 
     Compared with a loop of single-sample backward passes; a forward pre-hook counts the
@@ -188,7 +190,7 @@ def _hvp_cases():
     ]
 
 
-def check_hvp(hvp):
+def check_hvp(hvp: Callable[..., Any]) -> Verdict:
     """Exercise 5.3: ``hvp(f, x, v)`` is H v by forward-over-reverse (``jvp`` of ``grad``).
 
     Compared with ``hessian(f)(x)`` contracted with ``v``; the counted ``f`` must see one
@@ -246,7 +248,7 @@ def _torch_jvp(op, values):
     return value.item(), tangent.item()
 
 
-def check_dual_ops(Dual):
+def check_dual_ops(Dual: type) -> Verdict:
     """Exercise 5.4: every op of ``Dual`` carries the right value and tangent.
 
     Each op is tried at a few points (0 for relu and ``** 0``, ±1000 for sigmoid) with
@@ -314,7 +316,7 @@ def value_jacobian(Value, f, xs):
     return np.array(rows)
 
 
-def check_dual_jacobian(dual_jacobian, Dual):
+def check_dual_jacobian(dual_jacobian: Callable[..., Any], Dual: type) -> Verdict:
     """Exercise 5.5: ``dual_jacobian(f, xs)`` is J by one forward pass of ``Dual`` per input.
 
     Compared with ``jacrev`` and with the Jacobian by VJPs of the Chapter 4 reference

@@ -39,6 +39,15 @@ def _random(*shape: int) -> torch.Tensor:
     return random_tensor(*shape, seed=sum(shape))
 
 
+def _as_shape(what: str, value: Any) -> tuple[int, ...]:
+    """``value`` as a tuple of ints (a tuple, list or torch.Size), or a clear mismatch."""
+    ok = isinstance(value, (tuple, list, torch.Size)) and all(
+        isinstance(n, int) and not isinstance(n, bool) for n in value
+    )
+    expect(ok, f"{what}: expected a tuple of ints, got {describe(value)}")
+    return tuple(value)
+
+
 def shape_of(expression: str) -> tuple[int, ...]:
     """The shape torch gives ``expression`` (one of ``SHAPE_EXPRESSIONS``)."""
     namespace = {"torch": torch, "x": torch.zeros(2, 3, 4)}
@@ -53,13 +62,16 @@ def check_predicted_shapes(predicted_shapes: Callable[[], Any]) -> Verdict:
 
     def body():
         predicted = predicted_shapes()
+        expect(
+            isinstance(predicted, (list, tuple)),
+            f"expected a list of shapes, got {describe(predicted)}",
+        )
         expect_equal(len(predicted), len(SHAPE_EXPRESSIONS), "number of predictions")
+        guesses = [_as_shape(f"prediction #{i}", g) for i, g in enumerate(predicted, start=1)]
         wrong = [
-            f"#{i} `{text}` is not {describe(tuple(guess))}"
-            for i, (text, guess) in enumerate(
-                zip(SHAPE_EXPRESSIONS, predicted, strict=True), start=1
-            )
-            if tuple(guess) != shape_of(text)
+            f"#{i} `{text}` is not {describe(guess)}"
+            for i, (text, guess) in enumerate(zip(SHAPE_EXPRESSIONS, guesses, strict=True), start=1)
+            if guess != shape_of(text)
         ]
         expect(not wrong, f"{len(wrong)} wrong: " + "; ".join(wrong))
         return f"all {len(SHAPE_EXPRESSIONS)} shapes predicted"
@@ -77,7 +89,7 @@ def check_contiguous_strides(contiguous_strides: Callable[[tuple], Any]) -> Verd
 
     def body():
         for shape in shapes:
-            got = tuple(call(f"shape {shape}", contiguous_strides, shape))
+            got = _as_shape(f"shape {shape}", call(f"shape {shape}", contiguous_strides, shape))
             expect_equal(got, torch.empty(shape).stride(), f"strides of shape {shape}")
         return f"matches torch on {len(shapes)} shapes"
 
