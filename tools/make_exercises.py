@@ -4,7 +4,10 @@ Run ``python tools/make_exercises.py`` after editing a solution notebook;
 ``python tools/make_exercises.py --check`` exits non-zero when a committed exercise
 differs from what its solution generates (the test suite runs that check).
 
-Markers in a solution notebook:
+The solution is read with jupytext as a notebook (cells and their metadata, whatever the
+fence or the form of the cell options), transformed cell by cell, and the exercise is
+written by jupytext in the same MyST format, with the same header. Markers in a solution
+notebook:
 
 - In code cells, the lines between ``# BEGIN SOLUTION <id>`` and ``# END SOLUTION``
   become a ``# TODO Exercise <id>`` comment and a ``raise NotImplementedError(...)``
@@ -15,15 +18,25 @@ Markers in a solution notebook:
 - In Markdown, the lines between ``<!-- BEGIN SOLUTION -->`` and ``<!-- END SOLUTION -->``
   are dropped (put the written-out answers there), and a comment opened with
   ``<!-- EXERCISE ONLY`` and closed with ``END EXERCISE ONLY -->`` is unwrapped, so its
-  text shows in the exercise and stays hidden in the solution.
+  text shows in the exercise and stays hidden in the solution. Both open and close in
+  the same cell.
 - The page label ``(solutions-<name>)=`` and every ``:label: solutions-<name>…`` become
   ``exercises-<name>…``, and the title ``# Solutions: …`` becomes ``# Exercises: …``.
+- After each exercise (before the cell that states the next one, or at the end), the
+  exercise page gets a ``{solution}`` dropdown, "Solution to Exercise <id>", whose
+  content is included from the solution notebook by line numbers: each code region
+  (``{literalinclude}``) and each written answer (``{include}``). The exercise file only
+  names those lines; no solution text is copied into it.
 """
 
 import argparse
 import re
 import sys
+from dataclasses import dataclass, field
 from pathlib import Path
+
+import jupytext
+from nbformat.v4 import new_markdown_cell
 
 ROOT = Path(__file__).resolve().parent.parent
 SOLUTIONS = ROOT / "solutions"
@@ -35,8 +48,15 @@ BEGIN_MD = "<!-- BEGIN SOLUTION -->"
 END_MD = "<!-- END SOLUTION -->"
 OPEN_EXERCISE_ONLY = "<!-- EXERCISE ONLY"
 CLOSE_EXERCISE_ONLY = "END EXERCISE ONLY -->"
-CODE_CELL = re.compile(r"^```\{code-cell\}")
+EXERCISE_LABEL = re.compile(r"^:label: solutions-(\S+-\d+)\s*$", re.M)
+# An exercise's id (its title starts with it) and its label.
+EXERCISE = re.compile(
+    r"^(?:`{3,}|:{3,})\{exercise\} (\d+\.\d+[a-z]?)\b.*\n"
+    r"(?:[ \t]*:.*\n)*?:label: solutions-(\S+)",
+    re.M,
+)
 HEADER_END = "---"
+FORMAT = "md:myst"
 
 
 class MarkerError(ValueError):
@@ -52,89 +72,262 @@ def banner(name: str) -> str:
 
 def stub(indent: str, task: str) -> list[str]:
     return [
-        f"{indent}# TODO Exercise {task}: write your code here (see the exercise above).\n",
-        f'{indent}raise NotImplementedError("Exercise {task} is not done yet")\n',
+        f"{indent}# TODO Exercise {task}: write your code here (see the exercise above).",
+        f'{indent}raise NotImplementedError("Exercise {task} is not done yet")',
     ]
+
+
+@dataclass
+class Answer:
+    """What the solution notebook holds for one exercise: where its answers are."""
+
+    label: str  # the exercise's label in the exercise notebook
+    code: list[str] = field(default_factory=list)  # literalinclude's :lines:, 1-based
+    text: list[tuple[int, int]] = field(default_factory=list)  # 1-based, inclusive
+
+
+class Cells:
+    """Where each cell's source starts in the solution file (1-based line numbers)."""
+
+    def __init__(self, source: str, name: str):
+        self.source, self.name, self.cursor = source, name, 0
+        self.lines = source.splitlines()
+
+    def locate(self, cell_source: str) -> int | None:
+        if not cell_source:
+            return None
+        index = self.source.find(cell_source, self.cursor)
+        if index < 0:
+            return None
+        self.cursor = index + len(cell_source)
+        return self.source.count("\n", 0, index) + 1
+
+    def where(self, number: int, start: int | None, offset: int = 0) -> str:
+        if start is None:
+            return f"solutions/{self.name}, cell {number}"
+        return f"solutions/{self.name}:{start + offset} (cell {number})"
 
 
 def generate(source: str, name: str) -> str:
     """The exercise notebook generated from the text of solution notebook ``name``."""
-    lines = source.splitlines(keepends=True)
-    out: list[str] = []
+    notebook = jupytext.reads(source, fmt=FORMAT)
     page = Path(name).stem
-    header_fences = 0
-    in_code = in_md_solution = in_region = False
-    cell_start = None  # index in `out` of the current code cell's opening fence
-    for number, line in enumerate(lines, start=1):
-        where = f"solutions/{name}:{number}"
-        if header_fences < 2:
-            out.append(line)
-            if line.rstrip() == HEADER_END:
-                header_fences += 1
-                if header_fences == 2:
-                    out.append(banner(name))
-            continue
-        if CODE_CELL.match(line):
-            in_code, cell_start = True, len(out)
-        elif in_code and line.rstrip() == "```":
-            if in_region:
-                raise MarkerError(f"{where}: code cell ends inside a solution region")
-            in_code = False
-        if in_code:
-            begin = BEGIN_CODE.match(line)
-            if begin:
-                if in_region:
-                    raise MarkerError(f"{where}: nested # BEGIN SOLUTION")
-                if not begin["indent"]:
+    cells = Cells(source, name)
+    answers: dict[str, Answer] = {}  # by exercise id, in the order they are stated
+    last_cell: dict[str, int] = {}  # exercise id -> index in `out` of its last answer
+    stated: dict[int, list[str]] = {}  # index in `out` -> the exercises its cell states
+    out = []
+    for number, cell in enumerate(notebook.cells, start=1):
+        start = cells.locate(cell.source)
+        if cell.cell_type == "code":
+            regions = _code_cell(cell, cells, number, start)
+            for task, lines in regions:
+                exercise = _exercise_of(task, answers)
+                if exercise is None:
                     raise MarkerError(
-                        f"{where}: a solution region must be inside a function body, so "
-                        "that the untouched exercise still runs"
+                        f"{cells.where(number, start)}: solution region {task} matches no "
+                        f"{{exercise}} stated before it (titles start with the id, e.g. "
+                        f"'{task} — …')"
                     )
-                in_region = True
-                out.extend(stub(begin["indent"], begin["id"]))
-                _drop_hide_input(out, cell_start)
-            elif END_CODE.match(line):
-                if not in_region:
-                    raise MarkerError(f"{where}: # END SOLUTION without a BEGIN")
-                in_region = False
-            elif "SOLUTION" in line and line.lstrip().startswith("#"):
-                raise MarkerError(f"{where}: malformed marker {line.strip()!r}")
-            elif not in_region:
-                out.append(line)
+                answers[exercise].code.append(lines)
+                last_cell[exercise] = len(out)
+            out.append(cell)
             continue
-        stripped = line.strip()
-        if stripped == BEGIN_MD:
-            if in_md_solution:
-                raise MarkerError(f"{where}: nested {BEGIN_MD}")
-            in_md_solution = True
-        elif stripped == END_MD:
-            if not in_md_solution:
-                raise MarkerError(f"{where}: {END_MD} without a BEGIN")
-            in_md_solution = False
-        elif in_md_solution:
+        if cell.cell_type != "markdown":
+            out.append(cell)
             continue
-        elif stripped in (OPEN_EXERCISE_ONLY, CLOSE_EXERCISE_ONLY):
+        text, written, first_label = _markdown_source(cell.source, page, cells, number, start)
+        before = [r for i, r in written if first_label is None or i < first_label]
+        if before and answers:
+            previous = list(answers)[-1]
+            answers[previous].text.extend(before)
+            last_cell[previous] = len(out) - 0.5  # before this cell's exercise
+        new = [(task, label) for task, label in EXERCISE.findall(cell.source)]
+        for task, label in new:
+            answers[task] = Answer(f"exercises-{label}")
+        after = [r for i, r in written if first_label is not None and i > first_label]
+        if after:
+            answers[new[-1][0]].text.extend(after)
+            last_cell[new[-1][0]] = len(out)
+        if text.strip():
+            cell.source = text
+            if new:
+                stated[len(out)] = [task for task, _ in new]
+            out.append(cell)
+    # Each dropdown goes before the first cell after the exercise's answers that states
+    # another exercise, or at the end.
+    inserts: dict[int, list[str]] = {}
+    for task, answer in answers.items():
+        if not (answer.code or answer.text):
             continue
+        after = last_cell[task]
+        at = next((i for i in sorted(stated) if i >= after and task not in stated[i]), len(out))
+        inserts.setdefault(at, []).append(task)
+    result = []
+    for index in range(len(out) + 1):
+        for task in inserts.get(index, []):
+            result.append(_solution_cell(answers[task], name))
+        if index < len(out):
+            result.append(out[index])
+    first = next((c for c in result if c.cell_type == "markdown"), None)
+    if first is None:
+        result.insert(0, new_markdown_cell(banner(name).rstrip("\n")))
+    else:
+        first.source = banner(name) + "\n" + first.source
+    notebook.cells = result
+    return jupytext.writes(notebook, fmt=FORMAT)
+
+
+def _exercise_of(task: str, answers: dict) -> str | None:
+    """The stated exercise a region id belongs to: the same id, or 4.3 for 4.3a."""
+    if task in answers:
+        return task
+    base = re.match(r"\d+\.\d+", task)[0]
+    return base if base in answers else None
+
+
+def _code_cell(cell, cells: Cells, number: int, start: int | None):
+    """Stub the cell's solution regions; returns (id, line spec in the file) per region."""
+    kept: list[str] = []
+    region = None  # (id, line index in the cell where it begins, indent)
+    regions = []
+    lines = cell.source.split("\n")
+    for index, line in enumerate(lines):
+        where = cells.where(number, start, index)
+        begin = BEGIN_CODE.match(line)
+        if begin:
+            if region is not None:
+                raise MarkerError(
+                    f"{where}: nested # BEGIN SOLUTION (region {region[0]} is still open)"
+                )
+            if not begin["indent"]:
+                raise MarkerError(
+                    f"{where}: a solution region must be inside a function body, so "
+                    "that the untouched exercise still runs"
+                )
+            region = (begin["id"], index, begin["indent"])
+            kept.extend(stub(begin["indent"], begin["id"]))
+        elif END_CODE.match(line):
+            if region is None:
+                raise MarkerError(f"{where}: # END SOLUTION without a BEGIN")
+            if start is None:
+                raise MarkerError(f"{where}: cannot find this cell in the file")
+            regions.append((region[0], _line_spec(lines, region, index, start)))
+            region = None
+        elif "SOLUTION" in line and line.lstrip().startswith("#"):
+            raise MarkerError(f"{where}: malformed marker {line.strip()!r}")
+        elif region is None:
+            kept.append(line)
+    if region is not None:
+        raise MarkerError(
+            f"{cells.where(number, start, region[1])}: code cell ends inside a solution "
+            f"region: # BEGIN SOLUTION {region[0]} is never closed"
+        )
+    if regions:
+        cell.source = "\n".join(kept)
+        tags = [tag for tag in cell.metadata.get("tags", []) if tag != "hide-input"]
+        if tags:
+            cell.metadata["tags"] = tags
         else:
-            out.append(_rename(line, page))
-    if in_region or in_md_solution:
-        raise MarkerError(f"solutions/{name}: a solution region is never closed")
-    return "".join(out)
+            cell.metadata.pop("tags", None)
+    return regions
+
+
+def _line_spec(lines, region, end, start) -> str:
+    """The file lines of a region's answer, after its function's signature and docstring."""
+    _, begin, indent = region
+    body = f"{start + begin + 1}-{start + end - 1}" if end > begin + 1 else None
+    header = None
+    for index in range(begin - 1, -1, -1):
+        line = lines[index]
+        if "SOLUTION" in line:
+            break
+        stripped = line.lstrip()
+        if stripped and len(line) - len(stripped) < len(indent):
+            if re.match(r"(async\s+)?def ", stripped):
+                header = f"{start + index}-{start + begin - 1}"
+            break
+    return ",".join(part for part in (header, body) if part)
+
+
+def _markdown_source(text, page, cells, number, start):
+    """The exercise's text of a Markdown cell, and the line ranges of its written answers."""
+    kept: list[str] = []
+    written: list[tuple[int, tuple[int, int]]] = []  # (line index, 1-based range)
+    first_label = None
+    opened = exercise_only = None  # line index where a region was opened
+    for index, line in enumerate(text.split("\n")):
+        where = cells.where(number, start, index)
+        stripped = line.strip()
+        if BEGIN_CODE.match(line) or END_CODE.match(line):
+            raise MarkerError(
+                f"{where}: a code marker {stripped!r} in a Markdown cell would leave the "
+                "solution in the exercise (put the code in a code-cell)"
+            )
+        if stripped == BEGIN_MD:
+            if opened is not None:
+                raise MarkerError(f"{where}: nested {BEGIN_MD}")
+            opened = index
+        elif stripped == END_MD:
+            if opened is None:
+                raise MarkerError(f"{where}: {END_MD} without a BEGIN")
+            if start is not None and index > opened + 1:
+                written.append((opened, (start + opened + 1, start + index - 1)))
+            opened = None
+        elif opened is not None:
+            continue
+        elif stripped == OPEN_EXERCISE_ONLY:
+            if exercise_only is not None:
+                raise MarkerError(f"{where}: nested {OPEN_EXERCISE_ONLY}")
+            exercise_only = index
+        elif stripped == CLOSE_EXERCISE_ONLY:
+            if exercise_only is None:
+                raise MarkerError(f"{where}: {CLOSE_EXERCISE_ONLY} without an opening")
+            exercise_only = None
+        else:
+            if first_label is None and EXERCISE_LABEL.match(line):
+                first_label = index
+            kept.append(_rename(line, page))
+    if opened is not None:
+        raise MarkerError(
+            f"{cells.where(number, start, opened)}: {BEGIN_MD} is never closed in its cell"
+        )
+    if exercise_only is not None:
+        raise MarkerError(
+            f"{cells.where(number, start, exercise_only)}: {OPEN_EXERCISE_ONLY} is never "
+            "closed in its cell"
+        )
+    return "\n".join(kept).strip("\n"), written, first_label
+
+
+def _solution_cell(answer: Answer, name: str):
+    """A dropdown with an exercise's answers, included from the solution notebook."""
+    parts = [f"````{{solution}} {answer.label}", ":class: dropdown", ""]
+    for lines in answer.code:
+        parts += [
+            f"```{{literalinclude}} ../solutions/{name}",
+            ":language: python",
+            f":lines: {lines}",
+            ":dedent:",
+            "```",
+            "",
+        ]
+    for first, last in answer.text:
+        parts += [
+            f"```{{include}} ../solutions/{name}",
+            f":start-line: {first - 1}",
+            f":end-line: {last}",
+            "```",
+            "",
+        ]
+    parts[-1] = "````"
+    return new_markdown_cell("\n".join(parts))
 
 
 def _rename(line: str, page: str) -> str:
     line = re.sub(rf"^\(solutions-{page}", f"(exercises-{page}", line)
     line = re.sub(rf"^:label: solutions-{page}", f":label: exercises-{page}", line)
     return re.sub(r"^# Solutions: ", "# Exercises: ", line)
-
-
-def _drop_hide_input(out: list[str], cell_start: int) -> None:
-    for i in range(cell_start + 1, len(out)):
-        if out[i].startswith(":tags:"):
-            tags = [t.strip() for t in out[i].split(":", 2)[2].strip(" []\n").split(",")]
-            kept = [t for t in tags if t and t != "hide-input"]
-            out[i] = f":tags: [{', '.join(kept)}]\n" if kept else ""
-    out[:] = [line for line in out if line != ""]
 
 
 def expected_exercises() -> dict[Path, str]:
@@ -151,7 +344,11 @@ def main(argv: list[str] | None = None) -> int:
         "--check", action="store_true", help="only report exercises that are out of date"
     )
     args = parser.parse_args(argv)
-    expected = expected_exercises()
+    try:
+        expected = expected_exercises()
+    except MarkerError as error:
+        print(f"error: {error}", file=sys.stderr)
+        return 2
     stale = [p for p, text in expected.items() if not p.exists() or p.read_text() != text]
     orphans = [p for p in EXERCISES.glob("*.md") if p not in expected]
     if args.check:
