@@ -593,6 +593,23 @@ ELEMENTWISE = [
         for n in ("a + b", "a * b")
         for s in BROADCAST_SHAPES[1:]
     ],
+    *[
+        TensorCase(
+            f"{name} of an input without requires_grad",
+            f,
+            ((2, 3),),
+            low=0.5,
+            requires_grad=(False,),
+            hint=GUARD_HINT,
+        )
+        for name, f in [
+            ("a.exp()", lambda a: a.exp()),
+            ("a.log()", lambda a: a.log()),
+            ("a.tanh()", lambda a: a.tanh()),
+            ("a.relu()", lambda a: a.relu()),
+            ("a ** 2", lambda a: a**2),
+        ]
+    ],
     TensorCase("a + a", lambda a: a + a, ((2, 3),), hint=ACCUMULATE_HINT),
     TensorCase("a * a", lambda a: a * a, ((2, 3),), hint=ACCUMULATE_HINT),
     TensorCase("(a * b) * a", lambda a, b: (a * b) * a, ((2, 3), (3,)), hint=ACCUMULATE_HINT),
