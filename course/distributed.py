@@ -61,11 +61,12 @@ class RankError(RuntimeError):
     """One or more ranks failed; the message holds each failing rank's traceback."""
 
 
-def _serve(rank, world_size, port, timeout, first, tasks, results):
+def _serve(rank, world_size, port, timeout, first, tasks, results, parent):
     """One rank: join the process group, then run tasks until told to stop.
 
     ``first`` is a task ``(worker, args)`` handed over when the process starts (under
-    ``fork`` it is inherited, never pickled); the others arrive on ``tasks``. Each result
+    ``fork`` it is inherited, never pickled); the others arrive on ``tasks``. A rank whose
+    launcher (process ``parent``) has died stops by itself. Each result
     goes back as bytes written by ``torch.save``. A failing task reports its traceback and
     ends the process, which closes its connections: a rank waiting for it in a
     collective then fails at once instead of waiting for the timeout.
@@ -80,7 +81,7 @@ def _serve(rank, world_size, port, timeout, first, tasks, results):
     )
     failed = False
     try:
-        task = first if first is not None else tasks.get()
+        task = first if first is not None else _next_task(tasks, parent)
         while task is not None:
             worker, args = task
             try:
@@ -91,7 +92,7 @@ def _serve(rank, world_size, port, timeout, first, tasks, results):
                 failed = True
                 return
             results.put((rank, "ok", buffer.getvalue()))
-            task = tasks.get()
+            task = _next_task(tasks, parent)
     finally:
         dist.destroy_process_group()
         results.close()
@@ -99,6 +100,16 @@ def _serve(rank, world_size, port, timeout, first, tasks, results):
         # Nothing is left to clean up: skip the interpreter's teardown of torch, which
         # takes seconds (and, under fork, the kernel's own exit handlers).
         os._exit(1 if failed else 0)
+
+
+def _next_task(tasks, parent: int):
+    """The next task, or None (stop) once the launching process ``parent`` is gone."""
+    while True:
+        try:
+            return tasks.get(timeout=1.0)
+        except queue_module.Empty:
+            if os.getppid() != parent:  # orphaned: the kernel or script that started us died
+                return None
 
 
 class Ranks:
@@ -115,7 +126,7 @@ class Ranks:
         context = mp.get_context(start_method)
         self.world_size, self.timeout = world_size, timeout
         self.port = free_port()
-        self._tasks = [context.SimpleQueue() for _ in range(world_size)]
+        self._tasks = [context.Queue() for _ in range(world_size)]
         results = context.Queue()
         self._results = results
         self.processes = [
@@ -129,6 +140,7 @@ class Ranks:
                     first,
                     self._tasks[rank],
                     self._results,
+                    os.getpid(),
                 ),
                 daemon=True,  # never outlives the notebook's kernel
             )

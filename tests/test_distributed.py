@@ -113,3 +113,42 @@ def test_the_module_runs_under_torchrun():
     assert done.returncode == 0, done.stderr[-3000:]
     expected = "world size 2, localhost: ranks identical: True, equal to one process: True"
     assert expected in done.stdout, done.stdout + done.stderr[-3000:]
+
+
+ORPHAN_SCRIPT = """
+import os, sys
+from course import distributed as D
+
+if __name__ == "__main__":
+    ranks = D.Ranks(2)
+    ranks.run(D.collectives)
+    print(*(p.pid for p in ranks.processes), flush=True)
+    os._exit(0)  # die without closing the ranks, like a killed kernel
+"""
+
+
+def alive(pid: int) -> bool:
+    """Whether ``pid`` runs (a zombie, ended but not yet reaped, counts as gone)."""
+    try:
+        with open(f"/proc/{pid}/stat") as stat:
+            return stat.read().split(") ")[-1][0] != "Z"
+    except FileNotFoundError:
+        return False
+
+
+@pytest.mark.skipif(not Path("/proc").is_dir(), reason="reads /proc (Linux)")
+def test_ranks_stop_by_themselves_when_their_launcher_dies():
+    done = subprocess.run(
+        [sys.executable, "-c", ORPHAN_SCRIPT],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        timeout=180,
+        check=True,
+    )
+    pids = [int(pid) for pid in done.stdout.split()]
+    assert len(pids) == 2, done.stdout + done.stderr
+    deadline = time.monotonic() + 15
+    while any(alive(pid) for pid in pids) and time.monotonic() < deadline:
+        time.sleep(0.2)
+    assert not any(alive(pid) for pid in pids), f"orphaned ranks {pids} still run"
