@@ -47,9 +47,14 @@ def check_mnist(root: str | Path = DATA_ROOT) -> str:
     """Check the four raw MNIST files under `root`; return `root` as a string.
 
     Raises :class:`MnistDataError` naming the first file that is missing, has the
-    wrong size or the wrong md5 sum, with the command that restores it.
+    wrong size or the wrong md5 sum, with the command that restores it. Where there is
+    no copy at all (a notebook run outside the repository, e.g. on Colab), it says that
+    torchvision will download the files and returns `root`.
     """
     raw = Path(root) / "MNIST" / "raw"
+    if not any((raw / name).exists() for name in MNIST_FILES):
+        print(f"No MNIST copy in {raw}: torchvision.datasets.MNIST downloads it there.")
+        return str(root)
     for name, (size, md5) in MNIST_FILES.items():
         path = raw / name
         if not path.is_file():
