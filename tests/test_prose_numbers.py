@@ -28,12 +28,6 @@ NOTEBOOKS = sorted(
 
 # notebook → {numeral as written in the prose (commas dropped): why it needs no code}
 ALLOWED: dict[str, dict[str, str]] = {
-    # Exercises and solutions are owned by the checks helper: these numbers are limits the
-    # check functions in course/checks/ enforce, not yet asserted in the notebooks.
-    "exercises/distributed.md": {"3": "the check's 3 SGD steps; owned by checks helper"},
-    "solutions/distributed.md": {"3": "the check's 3 SGD steps; owned by checks helper"},
-    "exercises/forward.md": {"1000": "the check's input ±1000; owned by checks helper"},
-    "solutions/forward.md": {"1000": "the check's input ±1000; owned by checks helper"},
 }
 
 NUMBER = re.compile(r"(?<![\w.\-/])(\d[\d,_]*(?:\.\d+)?(?:[eE][-+]?\d+)?)(?![\w])")
