@@ -27,8 +27,7 @@ NOTEBOOKS = sorted(
 )
 
 # notebook → {numeral as written in the prose (commas dropped): why it needs no code}
-ALLOWED: dict[str, dict[str, str]] = {
-}
+ALLOWED: dict[str, dict[str, str]] = {}
 
 NUMBER = re.compile(r"(?<![\w.\-/])(\d[\d,_]*(?:\.\d+)?(?:[eE][-+]?\d+)?)(?![\w])")
 CODE_NUMBER = re.compile(r"(?<![\w.])(\d[\d_]*(?:\.\d+)?(?:[eE][-+]?\d+)?)(?![\w])")
