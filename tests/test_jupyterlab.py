@@ -32,6 +32,18 @@ def cells(text: str) -> list[tuple[str, str]]:
     return [(cell.cell_type, cell.source) for cell in notebook.cells]
 
 
+def shoot(page, locator, name: str) -> None:
+    """A screenshot with `locator` in view; JupyterLab re-renders cells as they scroll
+    (windowing), so a cell may be replaced while it is brought into view: try again."""
+    for _ in range(3):
+        try:
+            locator.scroll_into_view_if_needed(timeout=10_000)
+            break
+        except Exception:
+            time.sleep(1)
+    page.screenshot(path=SHOTS / name)
+
+
 def first_check_cell(text: str) -> int:
     """Index, among the code cells, of the first cell that calls a check."""
     cells = re.findall(r"^```\{code-cell\}[^\n]*\n(.*?)^```", text, re.MULTILINE | re.DOTALL)
@@ -110,11 +122,11 @@ def page(lab):
 
 def test_opens_as_a_rendered_notebook(page):
     page.wait_for_selector(".jp-NotebookPanel .jp-MarkdownCell .myst", timeout=60_000)
-    page.screenshot(path=SHOTS / "opened.png")
     assert page.locator(".jp-FileEditor:visible").count() == 0, "opened in the text editor"
     assert page.locator(".jp-NotebookPanel:visible").count() == 1
     exercise = page.locator(".jp-NotebookPanel .myst-exercise").first
     exercise.wait_for()
+    shoot(page, exercise, "opened.png")
     assert re.search(r"\d+\.\d+ — \w", exercise.inner_text()), exercise.inner_text()
     assert page.locator(".jp-NotebookPanel .katex").count() > 0, "no formula rendered"
     text = page.locator(".jp-NotebookPanel").inner_text()
@@ -129,8 +141,7 @@ def test_run_all_and_save_without_outputs(page, lab):
     cell = page.locator(".jp-NotebookPanel .jp-CodeCell").nth(index)
     output = cell.locator(".jp-OutputArea-output")
     output.first.wait_for(timeout=240_000)
-    cell.scroll_into_view_if_needed()
-    page.screenshot(path=SHOTS / "first-check.png")
+    shoot(page, cell, "first-check.png")
     assert "not done yet" in output.first.inner_text()
     # Wait for the whole notebook to run: no cell left queued or running.
     page.wait_for_function(
