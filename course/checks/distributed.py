@@ -63,16 +63,16 @@ def check_data_parallel_hooks(
             callable(add_data_parallel_hooks),
             f"expected a function, got {describe(add_data_parallel_hooks)}",
         )
-        expect(
-            "fork" in multiprocessing.get_all_start_methods(),
-            "this check forks two processes; this system cannot fork (run it on Linux or macOS)",
-        )
         try:  # a stub fails here, at once, without starting any process
             add_data_parallel_hooks(D.make_model())
         except NotImplementedError:
             raise
         except Exception:  # e.g. dist.get_world_size() outside a process group: fine
             pass
+        expect(
+            "fork" in multiprocessing.get_all_start_methods(),
+            "this check forks two processes; this system cannot fork (run it on Linux or macOS)",
+        )
         import torch._dynamo  # noqa: F401 (DDP imports it: once here, not in each fork)
 
         try:
