@@ -58,7 +58,8 @@ def colab(tmp_path_factory):
     mirror.mkdir()
     resources = []
     for name in MNIST_FILES:
-        data = gzip.compress((DATA_ROOT / "MNIST" / "raw" / name).read_bytes(), mtime=0)
+        raw = (DATA_ROOT / "MNIST" / "raw" / name).read_bytes()
+        data = gzip.compress(raw, compresslevel=1, mtime=0)
         (mirror / f"{name}.gz").write_bytes(data)
         resources.append((f"{name}.gz", hashlib.md5(data).hexdigest()))
     handler = functools.partial(http.server.SimpleHTTPRequestHandler, directory=str(mirror))
