@@ -142,6 +142,10 @@ class ExerciseTitlesWithoutBrackets(SphinxPostTransform):
             owner = type(title.parent).__name__
             if not owner.startswith(("exercise", "solution")):
                 continue
+            if owner.startswith("solution"):
+                # A click on a dropdown's title opens it: no link in the title to jump away.
+                for link in list(title.findall(nodes.reference)):
+                    link.parent.replace(link, list(link.children))
             texts = [t for t in title.findall(nodes.Text)]
             opening = next((t for t in texts if str(t) == " ("), None)
             closing = next((t for t in reversed(texts) if str(t) == ")"), None)
