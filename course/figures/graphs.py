@@ -12,6 +12,7 @@ from collections.abc import Callable, Hashable, Iterable
 import matplotlib.pyplot as plt
 from matplotlib.figure import Figure
 from matplotlib.patches import FancyArrowPatch
+from matplotlib.text import Text
 
 from course.figures import MIN_FONT_PT
 
@@ -83,7 +84,9 @@ def draw_graph(
     rows = layers(root, nodes, edges)
     width = max(len(row) for row in rows)
     if ax is None:
-        ax = new_figure(figsize=(max(3.0, 2.3 * width), max(2.0, 1.3 * len(rows)))).add_subplot()
+        # at most 5.2 in wide, so that its text stays legible on a phone
+        size = (min(5.2, max(3.0, 2.3 * width)), max(2.0, 1.3 * len(rows)))
+        ax = new_figure(figsize=size).add_subplot()
     users: dict[int, list] = {}
     for child, parent in edges:
         users.setdefault(id(child), []).append(parent)
@@ -105,17 +108,20 @@ def draw_graph(
     boxes = {}
     for node in nodes:
         x, y = position[id(node)]
+        text = label(node)  # called once per node
         style = {"ha": "center", "va": "center", "fontsize": MIN_FONT_PT, "family": "monospace"}
         boxes[id(node)] = ax.text(
             x,
             y,
-            label(node),
+            text,
             color="none",
             bbox={"boxstyle": "round,pad=0.4", "facecolor": "#e8f0fb", "edgecolor": "#4a6fa5"},
             zorder=3,
             **style,
         )
-        ax.text(x, y, label(node), zorder=5, **style)
+        # on the figure, drawn after the axes (arrows included); ax.texts keeps one text
+        # per node, its box
+        ax.figure.add_artist(Text(x, y, text, transform=ax.transData, zorder=5, **style))
     for child, parent in edges:
         ax.add_patch(
             FancyArrowPatch(
