@@ -7,10 +7,11 @@ BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 TEST_STAMP := $(VENV)/.installed-test
 # The notebooks are independent: tools/execute.py runs them in parallel into the cache
-# that the build then reads, and pytest runs one notebook (one test file) per worker.
+# that the build then reads; pytest keeps each test file on one worker (one kernel per
+# notebook), except tests marked `spread` (tests/nbcollect.py), shared out one by one.
 EXECUTE := $(BIN)/python tools/execute.py
 JB := $(BIN)/jupyter-book build . -W -n --keep-going
-PYTEST := $(BIN)/python -m pytest -n auto --dist loadfile
+PYTEST := $(BIN)/python -m pytest -n auto --dist loadgroup
 
 .PHONY: help book test exercises lint bench notebooks lock clean clean-cache pdf
 
@@ -26,6 +27,7 @@ test: $(TEST_STAMP) ## exercises in sync, strict build, then every test (noteboo
 	$(BIN)/python tools/make_exercises.py --check
 	$(EXECUTE)
 	$(JB)
+	$(BIN)/python tools/pdf.py
 	$(PYTEST)
 
 # Regenerate exercises/ from solutions/ (the single source of every exercise).

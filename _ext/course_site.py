@@ -130,6 +130,32 @@ def index_section_titles(app, doctree):
         entries = [("single", word, section["ids"][0], "main", None) for word in words]
         if entries:
             section.insert(1, addnodes.index(entries=entries, inline=False))
+            index = app.env.course_title_index = getattr(app.env, "course_title_index", {})
+            index.setdefault(app.env.docname, set()).update(
+                (word, target, main) for _, word, target, main, _ in entries
+            )
+
+
+def forget_title_index(app, env, docname):
+    """A page read again gets its title words anew."""
+    getattr(env, "course_title_index", {}).pop(docname, None)
+
+
+def keep_title_index_in_search(app):
+    """Put every page's title words into the search index, not only the pages written now.
+
+    Sphinx 7.4 gathers a page's index entries when it writes the page, and keeps them in
+    memory only: after an incremental build, `searchindex.js` would hold the entries of
+    the rewritten pages alone, and search would stop ranking sections. The entries are
+    kept in the pickled environment instead, and restored here, before the index is dumped.
+    """
+    indexer = getattr(app.builder, "indexer", None)
+    if indexer is None:
+        return []
+    for docname, entries in getattr(app.env, "course_title_index", {}).items():
+        if not indexer._index_entries.get(docname):
+            indexer._index_entries[docname] = sorted(entries)
+    return []
 
 
 class ExerciseTitlesWithoutBrackets(SphinxPostTransform):
@@ -158,6 +184,8 @@ class ExerciseTitlesWithoutBrackets(SphinxPostTransform):
 def setup(app):
     app.add_post_transform(ExerciseTitlesWithoutBrackets)
     app.connect("doctree-read", index_section_titles)
+    app.connect("env-purge-doc", forget_title_index)
+    app.connect("html-collect-pages", keep_title_index_in_search)
     app.connect("config-inited", keep_mathjax_off_pages_without_math)
     app.connect("config-inited", use_course_templates)
     app.connect("doctree-read", write_executed_notebook)

@@ -27,6 +27,7 @@ from unittest import mock
 
 import jupytext
 import nbformat
+import pytest
 from nbval.plugin import IPyNbFile
 
 from course.book import execution_settings
@@ -56,6 +57,20 @@ def pytest_collect_file(file_path, parent):
             compare=compare,
         )
     return None
+
+
+@pytest.hookimpl(tryfirst=True)
+def pytest_collection_modifyitems(items):
+    """Keep each test file on one pytest-xdist worker (`--dist loadgroup`).
+
+    A notebook's cells share one kernel, and a site test file shares one browser, so a
+    file is a unit of work; a test marked `spread` (an independent, slow test such as one
+    Colab notebook run) is given to whichever worker is free. Runs before xdist reads the
+    groups.
+    """
+    for item in items:
+        if item.get_closest_marker("spread") is None:
+            item.add_marker(pytest.mark.xdist_group(str(item.path.relative_to(ROOT))))
 
 
 def code_sources(notebook) -> list[str]:

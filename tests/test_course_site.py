@@ -1,0 +1,36 @@
+"""_ext/course_site.py: the search index keeps every page's title words across builds."""
+
+import importlib.util
+from types import SimpleNamespace
+
+from course.book import ROOT
+
+spec = importlib.util.spec_from_file_location("course_site", ROOT / "_ext" / "course_site.py")
+course_site = importlib.util.module_from_spec(spec)
+spec.loader.exec_module(course_site)
+
+
+def test_title_words_of_pages_not_rewritten_reach_the_search_index():
+    # An incremental build: the environment remembers both pages' title words, but only
+    # chapters/b was written now, so Sphinx's indexer only has b's entries.
+    env = SimpleNamespace(
+        course_title_index={
+            "chapters/a": {("views", "views-one-storage", "main")},
+            "chapters/b": {("backward", "backward-pass", "main")},
+        }
+    )
+    indexer = SimpleNamespace(
+        _index_entries={"chapters/b": [("backward", "backward-pass", "main")]}
+    )
+    app = SimpleNamespace(env=env, builder=SimpleNamespace(indexer=indexer))
+    assert course_site.keep_title_index_in_search(app) == []
+    assert indexer._index_entries["chapters/a"] == [("views", "views-one-storage", "main")], (
+        "a page that was not rewritten lost its section entries from the search index"
+    )
+    assert indexer._index_entries["chapters/b"] == [("backward", "backward-pass", "main")]
+
+
+def test_a_page_read_again_forgets_its_old_title_words():
+    env = SimpleNamespace(course_title_index={"chapters/a": {("old", "x", "main")}})
+    course_site.forget_title_index(None, env, "chapters/a")
+    assert "chapters/a" not in env.course_title_index
