@@ -179,7 +179,10 @@ def public_check_functions():
                 yield f"{info.name}.{name}", function
 
 
-@pytest.mark.parametrize("name, function", list(public_check_functions()), ids=lambda v: str(v))
+CHECKS = list(public_check_functions())
+
+
+@pytest.mark.parametrize(("name", "function"), CHECKS, ids=[name for name, _ in CHECKS])
 def test_every_public_check_is_typed(name, function):
     import inspect
 
