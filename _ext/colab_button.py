@@ -19,6 +19,7 @@ def colab_url(repository_url: str, pagename: str) -> str | None:
 
 
 def add_colab_button(app, pagename, templatename, context, doctree):
+    """Add "Open in Colab", pointing at the page's generated notebook, to the launch menu."""
     options = app.config.html_theme_options or {}
     url = colab_url(options.get("repository_url", ""), pagename)
     if url is None:
@@ -42,6 +43,7 @@ def add_colab_button(app, pagename, templatename, context, doctree):
 
 
 def setup(app):
+    """Register the Colab button with Sphinx."""
     # After the theme's launch buttons (priority 501), before the header is rendered.
     app.connect("html-page-context", add_colab_button, priority=502)
     return {"parallel_read_safe": True, "parallel_write_safe": True}

@@ -164,6 +164,7 @@ class ExerciseTitlesWithoutBrackets(SphinxPostTransform):
     default_priority = 30  # sphinx-exercise builds its titles at 20 to 22
 
     def run(self):
+        """Rewrite the titles of exercise and solution boxes in place."""
         for title in self.document.findall(nodes.title):
             owner = type(title.parent).__name__
             if not owner.startswith(("exercise", "solution")):
@@ -182,6 +183,7 @@ class ExerciseTitlesWithoutBrackets(SphinxPostTransform):
 
 
 def setup(app):
+    """Register the course's handlers and transform with Sphinx."""
     app.add_post_transform(ExerciseTitlesWithoutBrackets)
     app.connect("doctree-read", index_section_titles)
     app.connect("env-purge-doc", forget_title_index)

@@ -29,7 +29,7 @@ def load_notebook_module(path: Path, tag: str, name: str) -> types.ModuleType:
     assert cells, f"{path} has no code cell tagged {tag!r}"
     for number, cell in enumerate(cells):
         code = compile(cell.source, f"{path.name}[{tag} cell {number}]", "exec")
-        exec(code, module.__dict__)  # noqa: S102 - the course's own solution notebook
+        exec(code, module.__dict__)
     return module
 
 

@@ -55,7 +55,8 @@ def test_binder_installs_what_the_notebooks_import():
 
 def test_binder_uses_cpu_wheels():
     binder = pins(BINDER / "requirements.txt")
-    assert binder["torch"].endswith("+cpu") and binder["torchvision"].endswith("+cpu")
+    assert binder["torch"].endswith("+cpu")
+    assert binder["torchvision"].endswith("+cpu")
 
 
 def test_binder_runtime_and_post_build():

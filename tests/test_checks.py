@@ -17,7 +17,8 @@ from course.checks import (
 
 def test_pass_prints_a_tick(capsys):
     verdict = check("Exercise 0.1 (f)", lambda: "matches torch")
-    assert verdict.passed and verdict.status == "pass"
+    assert verdict.passed
+    assert verdict.status == "pass"
     assert capsys.readouterr().out == "✓ Exercise 0.1 (f): matches torch\n"
 
 
@@ -36,8 +37,10 @@ def test_mismatch_names_what_differed_and_hints(capsys):
 
     verdict = check("Exercise 0.1 (f)", body, hint="keepdim=True")
     out = capsys.readouterr().out
-    assert verdict.status == "fail" and out.startswith("✗ Exercise 0.1 (f): shape of the row sums")
-    assert "expected (4,), got (4, 1)" in out and "Hint: keepdim=True" in out
+    assert verdict.status == "fail"
+    assert out.startswith("✗ Exercise 0.1 (f): shape of the row sums")
+    assert "expected (4,), got (4, 1)" in out
+    assert "Hint: keepdim=True" in out
 
 
 def test_a_crash_in_learner_code_is_reported_not_raised(capsys):
@@ -47,7 +50,7 @@ def test_a_crash_in_learner_code_is_reported_not_raised(capsys):
 
 
 @pytest.mark.parametrize(
-    "got, message",
+    ("got", "message"),
     [
         (torch.tensor([1.0, 2.0]), "shape: expected (2, 2), got (2,)"),
         ([[1.0, 2.0]], "expected a torch.Tensor"),
@@ -74,7 +77,7 @@ def test_expect_close_accepts_equal_values_across_kinds():
     expect_close(torch.tensor(3.0), 3.0, "y")
     expect_close(float("inf"), float("inf"), "y")
     expect_close(torch.tensor([float("-inf"), 1.0]), torch.tensor([float("-inf"), 1.0]), "y")
-    with pytest.raises(Mismatch, match="expected 3, got 3.1"):
+    with pytest.raises(Mismatch, match=r"expected 3, got 3\.1"):
         expect_close(3.1, 3.0, "y")
 
 
@@ -97,7 +100,7 @@ class BrokenRepr:
 
 
 @pytest.mark.parametrize(
-    "body, message",
+    ("body", "message"),
     [
         (
             lambda: (_ for _ in ()).throw(BrokenStr()),
@@ -116,7 +119,8 @@ class BrokenRepr:
 def test_junk_never_escapes_check(body, message, capsys):
     verdict = check("Exercise 0.1 (f)", body)
     out = capsys.readouterr().out
-    assert verdict.status == "fail" and message in out, out
+    assert verdict.status == "fail", out
+    assert message in out, out
 
 
 def test_checks_leave_the_global_random_state_alone(capsys):
@@ -138,7 +142,7 @@ def test_checks_leave_the_global_random_state_alone(capsys):
 
 
 @pytest.mark.parametrize(
-    "mode, status, raises",
+    ("mode", "status", "raises"),
     [
         ("strict", "pass", False),
         ("strict", "fail", True),

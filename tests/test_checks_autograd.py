@@ -212,7 +212,7 @@ def test_stub_is_not_done_yet(name, capsys):
     assert_not_done_yet(getattr(checks, name), STUBS[name], capsys)
 
 
-@pytest.mark.parametrize("name, wrong, message", WRONG, ids=[f"{w[0]}-{w[2]}" for w in WRONG])
+@pytest.mark.parametrize(("name", "wrong", "message"), WRONG, ids=[f"{w[0]}-{w[2]}" for w in WRONG])
 def test_wrong_answer_fails_and_says_why(name, wrong, message, capsys):
     assert_fails(getattr(checks, name), wrong, message, capsys)
 
@@ -243,6 +243,6 @@ RIGHT_BUT_UNUSUAL = [
 ]
 
 
-@pytest.mark.parametrize("name, answer", RIGHT_BUT_UNUSUAL)
+@pytest.mark.parametrize(("name", "answer"), RIGHT_BUT_UNUSUAL)
 def test_right_but_unusual_answer_passes(name, answer, capsys):
     assert_passes(getattr(checks, name), answer, capsys)

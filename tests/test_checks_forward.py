@@ -253,7 +253,7 @@ def test_stub_is_not_done_yet(name, capsys):
     assert_not_done_yet(getattr(checks, name), STUBS[name], capsys)
 
 
-@pytest.mark.parametrize("name, wrong, message", WRONG, ids=[f"{w[0]}-{w[2]}" for w in WRONG])
+@pytest.mark.parametrize(("name", "wrong", "message"), WRONG, ids=[f"{w[0]}-{w[2]}" for w in WRONG])
 def test_wrong_answer_fails_and_says_why(name, wrong, message, capsys):
     assert_fails(getattr(checks, name), wrong, message, capsys)
 
@@ -273,14 +273,14 @@ def test_exercise_dual_is_not_done_yet(capsys):
 
 
 @pytest.mark.parametrize(
-    "method, rule, message", WRONG_DUALS, ids=[f"{w[0]}-{w[2]}" for w in WRONG_DUALS]
+    ("method", "rule", "message"), WRONG_DUALS, ids=[f"{w[0]}-{w[2]}" for w in WRONG_DUALS]
 )
 def test_wrong_tangent_rule_fails_and_names_the_op(method, rule, message, capsys):
     assert_fails(checks.check_dual_ops, wrong_dual(method, rule), message, capsys)
 
 
 @pytest.mark.parametrize(
-    "wrong, message",
+    ("wrong", "message"),
     [
         (lambda f, xs: dual_jacobian(f, xs, transposed=True), "shape: expected (2, 3), got (3, 2)"),
         (lambda f, xs: dual_jacobian(f, xs, one_hot=False), "largest difference"),

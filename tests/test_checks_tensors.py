@@ -207,15 +207,16 @@ def test_stub_is_not_done_yet(name, capsys):
     assert_not_done_yet(getattr(checks, name), stub, capsys)
 
 
-@pytest.mark.parametrize("name, wrong, message", WRONG, ids=[f"{w[0]}-{w[2]}" for w in WRONG])
+@pytest.mark.parametrize(("name", "wrong", "message"), WRONG, ids=[f"{w[0]}-{w[2]}" for w in WRONG])
 def test_wrong_answer_fails_and_says_why(name, wrong, message, capsys):
     assert_fails(getattr(checks, name), wrong, message, capsys)
 
 
 def test_predicted_shapes_does_not_give_the_answer_away(capsys):
-    checks.check_predicted_shapes(lambda: [(9, 9)] + RIGHT_SHAPES[1:])
+    checks.check_predicted_shapes(lambda: [(9, 9), *RIGHT_SHAPES[1:]])
     out = capsys.readouterr().out
-    assert "#1 `x[0]` is not (9, 9)" in out and "(3, 4)" not in out, out
+    assert "#1 `x[0]` is not (9, 9)" in out, out
+    assert "(3, 4)" not in out, out
 
 
 def test_shape_expressions_match_the_published_answers():
@@ -236,6 +237,6 @@ RIGHT_BUT_UNUSUAL = [
 ]
 
 
-@pytest.mark.parametrize("name, answer", RIGHT_BUT_UNUSUAL)
+@pytest.mark.parametrize(("name", "answer"), RIGHT_BUT_UNUSUAL)
 def test_right_but_unusual_answer_passes(name, answer, capsys):
     assert_passes(getattr(checks, name), answer, capsys)

@@ -23,7 +23,7 @@ from course.book import ROOT
 from course.data import DATA_ROOT, MNIST_FILES
 
 sys.path.insert(0, str(ROOT / "tools"))
-import notebooks  # noqa: E402
+import notebooks
 
 PAGES = notebooks.pages()
 
@@ -94,7 +94,8 @@ def test_every_page_has_a_notebook(tmp_path):
     for path in written:
         notebook = nbformat.read(path, as_version=4)
         first = notebook.cells[0]
-        assert "google.colab" in first.source and "remove-cell" in first.metadata["tags"]
+        assert "google.colab" in first.source
+        assert "remove-cell" in first.metadata["tags"]
         assert all(not c.get("outputs") for c in notebook.cells if c.cell_type == "code")
 
 

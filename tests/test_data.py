@@ -37,12 +37,13 @@ def no_network(monkeypatch):
     monkeypatch.setattr(socket, "create_connection", refuse)
 
 
-@pytest.mark.parametrize("train, count", [(True, 60_000), (False, 10_000)])
+@pytest.mark.parametrize(("train", "count"), [(True, 60_000), (False, 10_000)])
 def test_torchvision_loads_offline(no_network, train, count):
     dataset = torchvision.datasets.MNIST(root=check_mnist(), train=train, download=True)
     assert len(dataset) == count
     image, label = dataset[0]
-    assert image.size == (28, 28) and 0 <= label <= 9
+    assert image.size == (28, 28)
+    assert 0 <= label <= 9
 
 
 @pytest.fixture
@@ -62,7 +63,7 @@ def test_good_copy_passes(raw_copy):
 def test_missing_file_is_named(raw_copy):
     target = raw_copy / "MNIST" / "raw" / "t10k-labels-idx1-ubyte"
     target.unlink()
-    with pytest.raises(MnistDataError, match="missing: .*t10k-labels-idx1-ubyte.*git checkout"):
+    with pytest.raises(MnistDataError, match=r"missing: .*t10k-labels-idx1-ubyte.*git checkout"):
         check_mnist(raw_copy)
 
 

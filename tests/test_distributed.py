@@ -72,8 +72,10 @@ def test_a_failing_rank_makes_the_other_fail_fast_with_a_clear_error():
     elapsed = time.monotonic() - start
     message = str(error.value)
     assert "2 of 2 ranks failed" in message, message
-    assert "--- rank 1:" in message and "rank 1 failed on purpose" in message, message
-    assert "--- rank 0:" in message and "all_reduce" in message, message
+    assert "--- rank 1:" in message, message
+    assert "rank 1 failed on purpose" in message, message
+    assert "--- rank 0:" in message, message
+    assert "all_reduce" in message, message
     assert elapsed < timeout / 2, f"took {elapsed:.1f} s: the waiting rank hung"
     assert_cleaned_up(ranks)
 
@@ -87,7 +89,8 @@ def test_a_hanging_rank_is_reported_after_the_timeout():
         ranks.collect()
     elapsed = time.monotonic() - start
     message = str(error.value)
-    assert "--- rank 0:" in message and "all_reduce" in message, message
+    assert "--- rank 0:" in message, message
+    assert "all_reduce" in message, message
     assert f"--- rank 1: still running {D.GRACE:g} s after rank(s) [0] failed" in message
     assert elapsed < timeout + D.GRACE + 10, f"took {elapsed:.1f} s"
     assert_cleaned_up(ranks)

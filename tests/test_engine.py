@@ -51,7 +51,7 @@ SCALAR_CASES = [
 ]
 
 
-@pytest.mark.parametrize("name, f, xs", SCALAR_CASES, ids=[c[0] for c in SCALAR_CASES])
+@pytest.mark.parametrize(("name", "f", "xs"), SCALAR_CASES, ids=[c[0] for c in SCALAR_CASES])
 def test_value_matches_torch(name, f, xs):
     ours = [E.Value(x) for x in xs]
     out = f(*ours)
@@ -82,7 +82,8 @@ def test_value_zero_grad():
     out = a * a + 1
     out.backward()
     out.zero_grad()
-    assert a.grad == 0.0 and out.grad == 0.0, "zero_grad leaves a grad behind"
+    assert a.grad == 0.0, "zero_grad leaves a grad behind on the input"
+    assert out.grad == 0.0, "zero_grad leaves a grad behind on the output"
 
 
 def test_value_deep_chain_has_no_recursion_limit():
@@ -206,7 +207,7 @@ REDUCTIONS = [
 ]
 
 
-@pytest.mark.parametrize("name, ours, theirs", REDUCTIONS, ids=[r[0] for r in REDUCTIONS])
+@pytest.mark.parametrize(("name", "ours", "theirs"), REDUCTIONS, ids=[r[0] for r in REDUCTIONS])
 def test_reductions_and_shapes(name, ours, theirs):
     a = np.random.default_rng(3).standard_normal((2, 3, 4))
     x = E.Tensor(a.copy(), requires_grad=True)
@@ -272,7 +273,8 @@ def test_float32_stays_float32():
     w = E.Tensor(np.ones((3, 4), np.float32), requires_grad=True)
     out = E.cross_entropy(((x * 2 + 1) @ w).tanh(), np.array([0, 3]))
     out.backward()
-    assert out.dtype == np.float32 and x.grad.dtype == np.float32, (out.dtype, x.grad.dtype)
+    assert out.dtype == np.float32, out.dtype
+    assert x.grad.dtype == np.float32, x.grad.dtype
 
 
 def test_training_steps_match_torch():

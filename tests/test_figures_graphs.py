@@ -38,7 +38,8 @@ def test_a_node_used_twice_is_drawn_once():
 def test_deep_graph_does_not_recurse():
     chain = list(range(5000))
     nodes, edges = graph_nodes(0, lambda n: [n + 1] if n + 1 < len(chain) else [])
-    assert len(nodes) == 5000 and len(edges) == 4999
+    assert len(nodes) == 5000
+    assert len(edges) == 4999
 
 
 def test_draw_graph_labels_every_node():

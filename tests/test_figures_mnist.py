@@ -4,12 +4,12 @@ import matplotlib
 
 matplotlib.use("Agg")
 
-import matplotlib.pyplot as plt  # noqa: E402
-import pytest  # noqa: E402
-import torch  # noqa: E402
-from matplotlib.colors import to_hex  # noqa: E402
+import matplotlib.pyplot as plt
+import pytest
+import torch
+from matplotlib.colors import to_hex
 
-from course.figures.mnist import (  # noqa: E402
+from course.figures.mnist import (
     plot_activation_scales,
     plot_confusion,
     plot_digits,
@@ -36,7 +36,7 @@ def test_plot_digits_titles_each_image_and_hides_spare_axes(close_figures):
 
 
 def test_plot_digits_needs_one_title_per_image(close_figures):
-    with pytest.raises(ValueError):
+    with pytest.raises(ValueError, match="one title per image: 3 images, 2 titles"):
         plot_digits(torch.rand(3, 28, 28), ["a", "b"])
 
 
@@ -57,7 +57,8 @@ def test_plot_probabilities_marks_label_and_wrong_guess(close_figures):
     assert torch.equal(heights, probabilities[1]), (
         f"bar heights {heights} are not the probabilities"
     )
-    assert image0.get_title() == "label 3" and image1.get_title() == "label 1"
+    assert image0.get_title() == "label 3"
+    assert image1.get_title() == "label 1"
     assert bars1.get_title() == "guess 8 with probability 0.55"
 
 
@@ -70,7 +71,8 @@ def test_plot_history_plots_every_step_and_epoch(close_figures):
     fig = plot_history(history)
     left, right = fig.axes
     raw, smooth = left.lines
-    assert len(raw.get_xdata()) == 100 and raw.get_xdata()[-1] == pytest.approx(2.0)
+    assert len(raw.get_xdata()) == 100
+    assert raw.get_xdata()[-1] == pytest.approx(2.0)
     assert len(smooth.get_xdata()) == 100 - 5 + 1, "a running mean over 5 steps (10 per epoch)"
     assert [list(line.get_ydata()) for line in right.lines] == [[90, 95], [89, 93]]
     assert left.get_yscale() == "log"
@@ -98,9 +100,11 @@ def test_plot_loss_curves_draws_each_running_mean_and_dashes_every_second(close_
     assert [line.get_label() for line in ax.lines] == ["a", "b", "c"]
     a, b, c = ax.lines
     assert list(a.get_xdata()) == list(range(10, 31)), "the mean of steps 1-10 sits at step 10"
-    assert a.get_ydata()[0] == pytest.approx(5.5) and a.get_ydata()[-1] == pytest.approx(25.5)
+    assert a.get_ydata()[0] == pytest.approx(5.5)
+    assert a.get_ydata()[-1] == pytest.approx(25.5)
     assert [a.get_linestyle(), b.get_linestyle(), c.get_linestyle()] == ["-", "--", "-"]
-    assert len(c.get_xdata()) == 16 and ax.get_yscale() == "log"
+    assert len(c.get_xdata()) == 16
+    assert ax.get_yscale() == "log"
 
 
 def test_plot_loss_curves_rejects_a_window_longer_than_a_run(close_figures):

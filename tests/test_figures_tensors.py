@@ -36,7 +36,7 @@ def test_storage_views_colour_and_label_each_cell_by_its_position():
     x = torch.arange(10, 16)
     y = x.view(2, 3)
     fig = plot_storage_views({"y": y, "y.t()": y.t()})
-    storage, first, second = fig.axes
+    storage, _first, second = fig.axes
     assert cell_labels(storage) == [t for v in range(10, 16) for t in (str(v), f"pos {v - 10}")]
     assert cell_labels(second)[1::2] == [f"pos {p}" for p in (0, 3, 1, 4, 2, 5)], "y.t()"
     assert "stride (1, 3)" in second.get_title(), second.get_title()
@@ -60,7 +60,8 @@ def test_broadcast_marks_the_repeated_cells():
     # the column of sums is held once per row (first column) and repeated twice
     assert [p.get_linestyle() == "-" for p in middle.patches] == [True, False, False] * 4
     assert cell_labels(middle) == ["1"] * 3 + ["3"] * 3 + ["1"] * 3 + ["9"] * 3
-    assert cell_labels(right)[3:6] == ["0.33"] * 3 and cell_labels(right)[-1] == "0.44"
+    assert cell_labels(right)[3:6] == ["0.33"] * 3
+    assert cell_labels(right)[-1] == "0.44"
     assert "(4, 3) / (4, 1) → (4, 3)" in fig._suptitle.get_text()
     plt.close(fig)
 

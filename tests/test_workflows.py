@@ -57,7 +57,9 @@ def test_ci_runs_dot_ci_run_in_debian():
     runs = [step["run"] for step in job["steps"] if "run" in step]
     assert runs == ["bash .ci/run"], f"the test job must run .ci/run as it is, no sudo: {runs}"
     ci = (ROOT / ".ci" / "run").read_text()
-    assert "make test" in ci and "apt-get update" in ci and "chromium" in ci
+    assert "make test" in ci
+    assert "apt-get update" in ci
+    assert "chromium" in ci
 
 
 def test_ci_uses_cpu_wheels_and_caches_pip():
@@ -79,8 +81,10 @@ def test_deploy_only_after_ci_passed():
     job = ci["jobs"]["deploy"]
     assert job["uses"] == "./.github/workflows/deploy.yml"
     assert job["needs"] == "test"
-    assert "refs/heads/main" in job["if"] and "push" in job["if"]
-    assert "always()" not in job["if"] and "failure()" not in job["if"]
+    assert "refs/heads/main" in job["if"]
+    assert "push" in job["if"]
+    assert "always()" not in job["if"]
+    assert "failure()" not in job["if"]
     assert deploy["env"]["PIP_EXTRA_INDEX_URL"] == CPU_INDEX
 
 

@@ -273,6 +273,7 @@ def bench_forward(runs: int) -> dict:
 
 
 def scaled(s: dict, factor: float) -> dict:
+    """The figures of `s` multiplied by `factor` (the run count `n` left alone)."""
     return {k: v * factor if k != "n" else v for k, v in s.items()}
 
 
@@ -325,10 +326,12 @@ SECTIONS: dict[str, Callable[[argparse.Namespace], dict]] = {
 
 
 def number(value: float) -> str:
+    """A figure as the table prints it: thousands separated, else four digits."""
     return f"{value:,.0f}" if abs(value) >= 1000 else f"{value:.4g}"
 
 
 def table(results: dict[str, dict]) -> str:
+    """The results as a text table: one row per figure, median, min, max and runs."""
     lines = [f"{'measurement':<58} {'median':>12} {'min':>12} {'max':>12} {'n':>3}"]
     for section, figures in results.items():
         lines.append(f"[{section}]")
@@ -339,6 +342,7 @@ def table(results: dict[str, dict]) -> str:
 
 
 def main(argv: list[str] | None = None) -> int:
+    """Run the chosen sections, print the table and write `bench.json`."""
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--runs", type=int, default=5, help="repetitions per figure")
     parser.add_argument("--with-test", action="store_true", help="also time `make test`")

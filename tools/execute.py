@@ -45,6 +45,7 @@ def book_notebooks() -> list[Path]:
 
 
 def main(argv: list[str] | None = None) -> int:
+    """Execute every notebook of the book into the cache; 1 if any failed."""
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--serial", action="store_true", help="one notebook at a time")
     args = parser.parse_args(argv)

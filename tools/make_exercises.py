@@ -64,6 +64,7 @@ class MarkerError(ValueError):
 
 
 def banner(name: str) -> str:
+    """The comment that opens a generated exercise and names its source."""
     return (
         f"% Generated from solutions/{name} by tools/make_exercises.py: edit that file, "
         "then run `make exercises`.\n"
@@ -71,6 +72,7 @@ def banner(name: str) -> str:
 
 
 def stub(indent: str, task: str) -> list[str]:
+    """The lines that replace a solution region: a TODO and a `NotImplementedError`."""
     return [
         f"{indent}# TODO Exercise {task}: write your code here (see the exercise above).",
         f'{indent}raise NotImplementedError("Exercise {task} is not done yet")',
@@ -94,6 +96,7 @@ class Cells:
         self.lines = source.splitlines()
 
     def locate(self, cell_source: str) -> int | None:
+        """The line number of `cell_source` in the solution file, searching onwards."""
         if not cell_source:
             return None
         index = self.source.find(cell_source, self.cursor)
@@ -103,6 +106,7 @@ class Cells:
         return self.source.count("\n", 0, index) + 1
 
     def where(self, number: int, start: int | None, offset: int = 0) -> str:
+        """Where a cell is, for error messages: `solutions/<name>:<line> (cell <n>)`."""
         if start is None:
             return f"solutions/{self.name}, cell {number}"
         return f"solutions/{self.name}:{start + offset} (cell {number})"
@@ -339,6 +343,7 @@ def expected_exercises() -> dict[Path, str]:
 
 
 def main(argv: list[str] | None = None) -> int:
+    """Write exercises/ from solutions/, or with `--check` report any difference."""
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument(
         "--check", action="store_true", help="only report exercises that are out of date"

@@ -28,6 +28,7 @@ FOLDERS = ("chapters", "exercises", "solutions")
 
 
 def repository_url() -> str:
+    """The repository's address, from `_config.yml`."""
     config = yaml.safe_load((ROOT / "_config.yml").read_text())
     return config["repository"]["url"].rstrip("/")
 
@@ -50,10 +51,12 @@ if "google.colab" in sys.modules:
 
 
 def pages() -> list[str]:
+    """The chapter, exercise and solution pages, in the toc's order."""
     return [page for page in toc_pages() if page.split("/")[0] in FOLDERS]
 
 
 def to_ipynb(page: str) -> nbformat.NotebookNode:
+    """The `.ipynb` of `page` for Colab: its cells after the Colab-only install cell."""
     notebook = jupytext.read(ROOT / f"{page}.md")
     notebook.metadata.pop("jupytext", None)
     notebook.metadata["kernelspec"] = {
@@ -72,6 +75,7 @@ def to_ipynb(page: str) -> nbformat.NotebookNode:
 
 
 def write_all(out: Path) -> list[Path]:
+    """Write every page's notebook under `out`; return their paths."""
     written = []
     for page in pages():
         path = out / f"{page}.ipynb"
@@ -82,6 +86,7 @@ def write_all(out: Path) -> list[Path]:
 
 
 def main(argv: list[str] | None = None) -> int:
+    """Write the notebooks into the folder given on the command line."""
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("out", type=Path, help="folder for the .ipynb files")
     args = parser.parse_args(argv)

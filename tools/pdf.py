@@ -62,6 +62,7 @@ h1, h2, h3 { break-after: avoid; }
 
 class QuietHandler(http.server.SimpleHTTPRequestHandler):
     def log_message(self, format, *args):
+        """Serve quietly: no line per request."""
         pass
 
 
@@ -132,6 +133,7 @@ def join(printed: list[tuple[str, Path, int]], pdf: Path) -> int:
 
 
 def main(argv=None) -> None:
+    """Print the built book to one PDF with the tests' Chromium."""
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument(
         "--path-output",

@@ -50,6 +50,7 @@ class Verdict:
 
     @property
     def passed(self) -> bool:
+        """Whether the check found nothing wrong."""
         return self.status == "pass"
 
     def __str__(self) -> str:

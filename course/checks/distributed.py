@@ -73,7 +73,7 @@ def check_data_parallel_hooks(
             "fork" in multiprocessing.get_all_start_methods(),
             "this check forks two processes; this system cannot fork (run it on Linux or macOS)",
         )
-        import torch._dynamo  # noqa: F401 (DDP imports it: once here, not in each fork)
+        import torch._dynamo
 
         try:
             ranks = D.launch(

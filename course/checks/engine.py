@@ -434,11 +434,13 @@ class TensorCase:
     values: tuple[Any, ...] | None = None
 
     def arrays(self, generator: np.random.Generator) -> list[np.ndarray]:
+        """The case's inputs, drawn from `generator` (never the global random state)."""
         if self.values is not None:
             return [np.array(v, dtype=np.float64) for v in self.values]
         return [generator.uniform(self.low, self.high, s) for s in self.shapes]
 
     def flags(self, n: int) -> tuple[bool, ...]:
+        """Which of `n` inputs require a gradient in this case."""
         return self.requires_grad if self.requires_grad is not None else (True,) * n
 
 
@@ -1003,7 +1005,7 @@ def check_matches_torch(
             theirs = _torch_step(reference, torch_optimizer, x, y)
             expect_close(ours, theirs, f"the loss at step {step}", rtol=1e-10, atol=0)
             rows.append(f"  step {step:2d}: yours {ours:.10f}   torch {theirs:.10f}")
-        shown = rows[:3] + ["  ..."] + rows[-2:]
+        shown = [*rows[:3], "  ...", *rows[-2:]]
         return f"{len(rows)} steps follow torch's losses to 1e-10:\n" + "\n".join(shown)
 
     return check("Your MLP beside torch's (float64)", body)

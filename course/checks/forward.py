@@ -31,19 +31,23 @@ class Tap(torch.autograd.Function):
 
     @staticmethod
     def forward(y, passes):
+        """Pass `y` through unchanged (the counting happens in the derivatives)."""
         return y.clone()
 
     @staticmethod
     def setup_context(ctx, inputs, output):
+        """Keep the pass counter for the derivative rules."""
         ctx.passes = inputs[1]
 
     @staticmethod
     def jvp(ctx, y_tangent, _):
+        """Count one forward-mode pass; the tangent goes through unchanged."""
         ctx.passes["forward"] += 1
         return y_tangent
 
     @staticmethod
     def backward(ctx, grad):
+        """Count one backward pass; the gradient goes through unchanged."""
         ctx.passes["backward"] += 1
         return grad, None
 

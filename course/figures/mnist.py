@@ -29,6 +29,10 @@ def plot_digits(images, titles, ncols: int = 8, suptitle: str = ""):
     At most ``ncols`` per row, fewer when the titles are long: the figure stays
     ``WIDTH`` inches wide, so that its titles are legible on a phone.
     """
+    if len(titles) != len(images):
+        raise ValueError(
+            f"plot_digits needs one title per image: {len(images)} images, {len(titles)} titles"
+        )
     longest = max((len(str(title)) for title in titles), default=1)
     column = max(0.85, 0.11 * longest + 0.2)  # inches: the title at MIN_FONT_PT fits
     ncols = max(1, min(ncols, int(WIDTH // column), len(images)))

@@ -155,7 +155,7 @@ FRAMES_JS = """() => {
 
 @pytest.mark.parametrize("page", ["chapters/mnist", "chapters/tensors", "intro"])
 def test_figures_and_code_sit_quietly_in_dark_mode(visits, page):
-    context, tab, visit = visits.open("desktop", "dark")
+    context, tab, _visit = visits.open("desktop", "dark")
     try:
         tab.goto(visits.url(page), wait_until="load")
         assert tab.evaluate("document.documentElement.dataset.theme") == "dark"

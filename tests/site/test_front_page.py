@@ -26,7 +26,8 @@ def test_start_button_opens_chapter_one(visits, width):
         button = tab.get_by_role("link", name=re.compile(r"Start with Chapter 1"))
         assert button.count() == 1, "no 'Start with Chapter 1' button on the front page"
         box = button.bounding_box()
-        assert box and box["y"] < tab.viewport_size["height"] * 2.5, "the button is far down"
+        assert box, "the Start button has no box: is it visible?"
+        assert box["y"] < tab.viewport_size["height"] * 2.5, "the button is far down"
         button.click()
         tab.wait_for_url(f"**/{CHAPTERS[0]}.html", timeout=5000)
     finally:

@@ -58,6 +58,7 @@ def test_front_page_links_to_the_pdf(visits):
         link = tab.locator(f"article a[href='{PDF_NAME}']")
         assert link.count() == 1, "the front page does not link to the PDF"
         response = tab.request.get(visits.base_url + PDF_NAME)
-        assert response.ok and response.headers["content-type"] == "application/pdf"
+        assert response.ok
+        assert response.headers["content-type"] == "application/pdf"
     finally:
         context.close()

@@ -142,7 +142,7 @@ def search_results(visits, query: str) -> list[tuple[str, str]]:
 
 
 @pytest.mark.parametrize(
-    "query, page",
+    ("query", "page"),
     [("view", "chapters/tensors"), ("backward", "chapters/autograd"), ("broadcasting", None)],
 )
 def test_search_ranks_a_relevant_section_first(visits, query, page):

@@ -56,7 +56,7 @@ def test_one_click_on_an_exercise_page_shows_the_solution(visits, width):
 
 
 def test_every_exercise_page_has_a_closed_solution_per_exercise(visits):
-    context, tab, visit = visits.open()
+    context, tab, _visit = visits.open()
     counts = {}
     try:
         for page in (p for p in PAGES if p.startswith("exercises/")):
@@ -89,7 +89,7 @@ def test_next_from_a_chapter_leads_to_its_exercises_then_its_solutions(visits, c
 def test_the_sidebar_numbers_the_chapters_in_order_and_not_their_exercises(visits):
     """Chapters read 1., 2., ... even with their exercises and solutions between them;
     exercise and solution pages carry no number (their exercises have ids like 1.3)."""
-    context, tab, visit = visits.open()
+    context, tab, _visit = visits.open()
     try:
         tab.goto(visits.url(CHAPTERS[0]), wait_until="load")
         links = tab.locator("nav.bd-docs-nav a.reference.internal")
