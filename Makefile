@@ -8,10 +8,10 @@ STAMP := $(VENV)/.installed
 TEST_STAMP := $(VENV)/.installed-test
 # The notebooks are independent: tools/execute.py runs them in parallel into the cache
 # that the build then reads; pytest keeps each test file on one worker (one kernel per
-# notebook), except tests marked `spread` (tests/nbcollect.py), shared out one by one.
+# notebook), except the slow independent tests named in tests/nbcollect.py's SPREAD.
 EXECUTE := $(BIN)/python tools/execute.py
 JB := $(BIN)/jupyter-book build . -W -n --keep-going
-PYTEST := $(BIN)/python -m pytest -n auto --dist loadgroup
+PYTEST := $(BIN)/python -m pytest -n auto --dist loadfile
 
 .PHONY: help book test exercises lint bench notebooks lock clean clean-cache pdf
 

@@ -59,18 +59,28 @@ def pytest_collect_file(file_path, parent):
     return None
 
 
-@pytest.hookimpl(tryfirst=True)
-def pytest_collection_modifyitems(items):
-    """Keep each test file on one pytest-xdist worker (`--dist loadgroup`).
+# Tests that pytest-xdist may give to any free worker, one by one: independent and slow
+# (each runs one Colab notebook in a fresh folder). Named by node id, since the
+# scheduler, in the controlling process, sees node ids only.
+SPREAD = ("tests/test_colab.py::test_notebook_runs_outside_the_repository[",)
 
-    A notebook's cells share one kernel, and a site test file shares one browser, so a
-    file is a unit of work; a test marked `spread` (an independent, slow test such as one
-    Colab notebook run) is given to whichever worker is free. Runs before xdist reads the
-    groups.
+
+@pytest.hookimpl(optionalhook=True)
+def pytest_xdist_make_scheduler(config, log):
+    """`--dist loadfile`, except that the tests named in `SPREAD` are shared out one by one.
+
+    A file is the unit of work otherwise: a notebook's cells share one kernel and a site
+    test file shares one browser.
     """
-    for item in items:
-        if item.get_closest_marker("spread") is None:
-            item.add_marker(pytest.mark.xdist_group(str(item.path.relative_to(ROOT))))
+    if config.getvalue("dist") != "loadfile":
+        return None
+    from xdist.scheduler import LoadFileScheduling
+
+    class FilesAndSpreadTests(LoadFileScheduling):
+        def _split_scope(self, nodeid: str) -> str:
+            return nodeid if nodeid.startswith(SPREAD) else super()._split_scope(nodeid)
+
+    return FilesAndSpreadTests(config, log)
 
 
 def code_sources(notebook) -> list[str]:

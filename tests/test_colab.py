@@ -99,7 +99,6 @@ def test_every_page_has_a_notebook(tmp_path):
         assert all(not c.get("outputs") for c in notebook.cells if c.cell_type == "code")
 
 
-@pytest.mark.spread
 @pytest.mark.parametrize("page", PAGES)
 def test_notebook_runs_outside_the_repository(page, colab):
     notebook = notebooks.to_ipynb(page)
