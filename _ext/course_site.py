@@ -182,11 +182,29 @@ class ExerciseTitlesWithoutBrackets(SphinxPostTransform):
             closing.parent.remove(closing)
 
 
+def rebuild_when_assets_change(app, env, added, changed, removed):
+    """Re-read the front page when a file under `_static` or `_ext` has changed.
+
+    With no page out of date Sphinx stops before copying `_static`: an edited stylesheet
+    would not reach the site until some page changed. One page read again (its notebook
+    comes from the cache) lets the build finish and copy the assets.
+    """
+    folders = [Path(app.srcdir, "_static"), Path(app.srcdir, "_ext")]
+    newest = max(
+        (f.stat().st_mtime for folder in folders for f in folder.rglob("*") if f.is_file()),
+        default=0.0,
+    )
+    seen = getattr(env, "course_assets_mtime", 0.0)
+    env.course_assets_mtime = newest
+    return [app.config.root_doc] if newest > seen else []
+
+
 def setup(app):
     """Register the course's handlers and transform with Sphinx."""
     app.add_post_transform(ExerciseTitlesWithoutBrackets)
     app.connect("doctree-read", index_section_titles)
     app.connect("env-purge-doc", forget_title_index)
+    app.connect("env-get-outdated", rebuild_when_assets_change)
     app.connect("html-collect-pages", keep_title_index_in_search)
     app.connect("config-inited", keep_mathjax_off_pages_without_math)
     app.connect("config-inited", use_course_templates)

@@ -1,10 +1,11 @@
-"""The book's structure, read from its ``_toc.yml``: the one walker of the toc.
+"""The book's structure, read from its `_toc.yml`: the one walker of the toc.
 
-The site tests, the lint tests and ``tools/pdf.py`` all ask this module which pages the
+The site tests, the lint tests and `tools/pdf.py` all ask this module which pages the
 book has, in reading order, so that a page added to (or nested in) the toc is seen by
 every one of them.
 """
 
+import os
 from pathlib import Path
 
 import yaml
@@ -13,11 +14,11 @@ ROOT = Path(__file__).resolve().parent.parent
 
 
 def toc_pages(book: Path = ROOT) -> list[str]:
-    """Every page of ``book/_toc.yml`` in reading order, root first, without suffix.
+    """Every page of `book/_toc.yml` in reading order, root first, without suffix.
 
-    Handles parts, chapters and nested ``sections`` at any depth; a ``file`` given with
-    its suffix (``chapters/tensors.md``) is listed without it. Entries that are not files
-    (``url``, ``glob``) are skipped.
+    Handles parts, chapters and nested `sections` at any depth; a `file` given with
+    its suffix (`chapters/tensors.md`) is listed without it. Entries that are not files
+    (`url`, `glob`) are skipped.
     """
     path = book / "_toc.yml"
     if not path.is_file():
@@ -56,8 +57,9 @@ def execution_settings(book: Path = ROOT) -> dict:
 
 
 # The browser that renders the book (the site tests, and the PDF of tools/pdf.py): Debian's
-# Chromium, headless, offline, with no first-run or update traffic.
-CHROMIUM = "/usr/bin/chromium"
+# Chromium (or the one `COURSE_CHROMIUM` names), headless, offline, with no first-run or
+# update traffic.
+CHROMIUM = Path(os.environ.get("COURSE_CHROMIUM", "/usr/bin/chromium"))
 CHROMIUM_ARGS = [
     "--headless",
     "--no-sandbox",

@@ -1,11 +1,11 @@
-"""Chapter 6: data parallelism with ``torch.distributed`` on CPUs (gloo over 127.0.0.1).
+"""Chapter 6: data parallelism with `torch.distributed` on CPUs (gloo over 127.0.0.1).
 
 Worker functions live here, not in the notebook, because a process started with the
-``spawn`` method imports the function it runs by name: it must be importable from a file.
+`spawn` method imports the function it runs by name: it must be importable from a file.
 :func:`launch` starts one process per rank, joins them with a deadline and returns what
 each rank's worker returned; whatever happens, no process is left running.
 
-The same module is also a script for ``torchrun`` (see :func:`main`)::
+The same module is also a script for `torchrun` (see `main`)::
 
     torchrun --standalone --nproc-per-node 2 -m course.distributed
 """
@@ -36,9 +36,9 @@ def free_port() -> int:
 
 
 def port_is_free(port: int) -> bool:
-    """Whether a server could listen on ``port`` of 127.0.0.1 again: no process holds it.
+    """Whether a server could listen on `port` of 127.0.0.1 again: no process holds it.
 
-    ``SO_REUSEADDR``, as servers (torch's TCPStore among them) set it, ignores the
+    `SO_REUSEADDR`, as servers (torch's TCPStore among them) set it, ignores the
     connections that the kernel keeps a while in TIME_WAIT after a process ended.
     """
     with socket.socket() as s:
@@ -64,10 +64,10 @@ class RankError(RuntimeError):
 def _serve(rank, world_size, port, timeout, first, tasks, results, parent):
     """One rank: join the process group, then run tasks until told to stop.
 
-    ``first`` is a task ``(worker, args)`` handed over when the process starts (under
-    ``fork`` it is inherited, never pickled); the others arrive on ``tasks``. A rank whose
-    launcher (process ``parent``) has died stops by itself. Each result
-    goes back as bytes written by ``torch.save``. A failing task reports its traceback and
+    `first` is a task `(worker, args)` handed over when the process starts (under
+    `fork` it is inherited, never pickled); the others arrive on `tasks`. A rank whose
+    launcher (process `parent`) has died stops by itself. Each result
+    goes back as bytes written by `torch.save`. A failing task reports its traceback and
     ends the process, which closes its connections: a rank waiting for it in a
     collective then fails at once instead of waiting for the timeout.
     """
@@ -103,7 +103,7 @@ def _serve(rank, world_size, port, timeout, first, tasks, results, parent):
 
 
 def _next_task(tasks, parent: int):
-    """The next task, or None (stop) once the launching process ``parent`` is gone."""
+    """The next task, or None (stop) once the launching process `parent` is gone."""
     while True:
         try:
             return tasks.get(timeout=1.0)
@@ -113,7 +113,7 @@ def _next_task(tasks, parent: int):
 
 
 class Ranks:
-    """``world_size`` processes in one gloo process group on 127.0.0.1, kept for many tasks.
+    """`world_size` processes in one gloo process group on 127.0.0.1, kept for many tasks.
 
     Starting a process and importing torch takes seconds; a task takes milliseconds. So
     the ranks start once and :meth:`run` sends them one task after another. Use it as a
@@ -156,9 +156,9 @@ class Ranks:
         self.close()
 
     def run(self, worker: Callable, *args):
-        """``worker(rank, world_size, *args)`` on every rank; the list of their results.
+        """`worker(rank, world_size, *args)` on every rank; the list of their results.
 
-        ``worker`` must be importable (a function of a module) under ``spawn``.
+        `worker` must be importable (a function of a module) under `spawn`.
         """
         for queue in self._tasks:
             queue.put((worker, args))
@@ -167,7 +167,7 @@ class Ranks:
     def collect(self) -> list:
         """Wait for every rank's result; raise :class:`RankError` if any rank fails.
 
-        The wait is bounded: ``timeout`` for the collectives plus :data:`STARTUP` seconds
+        The wait is bounded: `timeout` for the collectives plus :data:`STARTUP` seconds
         for the processes to start. Once a rank has failed, the others get
         :data:`GRACE` seconds to report how they failed before they are stopped.
         """
@@ -214,7 +214,7 @@ class Ranks:
 
     def close(self, patience: float = 10.0) -> None:
         """Ask every rank to stop, then terminate (and reap) any still alive after
-        ``patience`` seconds (0 after a failure: a broken group is not worth waiting for).
+        `patience` seconds (0 after a failure: a broken group is not worth waiting for).
         """
         for queue, process in zip(self._tasks, self.processes, strict=True):
             if process.is_alive():
@@ -231,10 +231,10 @@ class Ranks:
 
 
 def launch(worker: Callable, world_size: int = 2, *args, timeout=60.0, start_method="spawn"):
-    """Start ``world_size`` ranks, run ``worker(rank, world_size, *args)`` once, stop them.
+    """Start `world_size` ranks, run `worker(rank, world_size, *args)` once, stop them.
 
-    Under ``fork`` (Linux, macOS) the children inherit ``worker`` and ``args`` as they
-    are, so even a function defined in a notebook works; ``spawn`` needs ``worker``
+    Under `fork` (Linux, macOS) the children inherit `worker` and `args` as they
+    are, so even a function defined in a notebook works; `spawn` needs `worker`
     importable from a module.
     """
     ranks = Ranks(world_size, timeout=timeout, start_method=start_method, first=(worker, args))
@@ -246,14 +246,14 @@ def launch(worker: Callable, world_size: int = 2, *args, timeout=60.0, start_met
 
 
 def make_model(seed: int = 0, dtype: torch.dtype = torch.float64) -> nn.Sequential:
-    """The chapter's network, initialised from ``seed``: the same on every rank."""
+    """The chapter's network, initialised from `seed`: the same on every rank."""
     torch.manual_seed(seed)
     model = nn.Sequential(nn.Linear(IN, HIDDEN), nn.Tanh(), nn.Linear(HIDDEN, OUT))
     return model.to(dtype)
 
 
 def make_batch(size: int, seed: int = 1, dtype: torch.dtype = torch.float64):
-    """A reproducible global batch ``(x, y)``: random inputs and class labels."""
+    """A reproducible global batch `(x, y)`: random inputs and class labels."""
     generator = torch.Generator().manual_seed(seed)
     x = torch.randn(size, IN, generator=generator, dtype=dtype)
     y = torch.randint(0, OUT, (size,), generator=generator)
@@ -261,7 +261,7 @@ def make_batch(size: int, seed: int = 1, dtype: torch.dtype = torch.float64):
 
 
 def shard_of(tensor: torch.Tensor, rank: int, world_size: int) -> torch.Tensor:
-    """Rank ``rank``'s contiguous slice of a batch whose size ``world_size`` divides."""
+    """Rank `rank`'s contiguous slice of a batch whose size `world_size` divides."""
     if len(tensor) % world_size:
         raise ValueError(f"batch of {len(tensor)} does not split into {world_size} equal shards")
     size = len(tensor) // world_size
@@ -316,7 +316,7 @@ def grads_by_hand(rank: int, world_size: int, batch: int) -> dict:
 
 
 def train_ddp(rank: int, world_size: int, steps: int, batch: int, lr: float = 0.1) -> dict:
-    """``steps`` of SGD with DistributedDataParallel, each rank on its shard of each batch.
+    """`steps` of SGD with DistributedDataParallel, each rank on its shard of each batch.
 
     Rank 1 starts from different weights on purpose: DDP broadcasts rank 0's when it
     wraps the model, so the ranks still begin equal.
@@ -371,7 +371,7 @@ def ddp_events(rank: int, world_size: int, bucket_cap_mb: float | None = None) -
 
 
 def accumulate_no_sync(rank: int, world_size: int, micro: int, batch: int) -> dict:
-    """Gradient accumulation over ``micro`` micro-batches, all-reducing only on the last.
+    """Gradient accumulation over `micro` micro-batches, all-reducing only on the last.
 
     Returns the gradients after the un-synced passes (local, different on each rank),
     after the last pass (averaged), and how many bucket all-reduces each phase ran.
@@ -413,8 +413,8 @@ def accumulate_no_sync(rank: int, world_size: int, micro: int, batch: int) -> di
 def throughput(rank: int, world_size: int, batch: int, steps: int, threads: int = 1) -> dict:
     """Examples per second of DDP training on Chapter 2's network (784-512-10, float32).
 
-    ``batch`` is the global batch; each rank computes ``batch // world_size`` of it. The
-    data is random (speed does not depend on the pixels). With ``world_size`` 1, DDP is
+    `batch` is the global batch; each rank computes `batch // world_size` of it. The
+    data is random (speed does not depend on the pixels). With `world_size` 1, DDP is
     skipped: plain single-process training.
     """
     torch.set_num_threads(threads)
@@ -451,7 +451,7 @@ def single_throughput(batch: int, steps: int, threads: int) -> float:
 
 
 def fail_on_rank(rank: int, world_size: int, bad_rank: int, mode: str = "raise") -> None:
-    """For the cleanup tests: ``bad_rank`` raises (or hangs) instead of joining an all_reduce."""
+    """For the cleanup tests: `bad_rank` raises (or hangs) instead of joining an all_reduce."""
     if rank == bad_rank:
         if mode == "raise":
             raise RuntimeError(f"rank {rank} failed on purpose")
@@ -460,10 +460,10 @@ def fail_on_rank(rank: int, world_size: int, bad_rank: int, mode: str = "raise")
 
 
 def main() -> None:
-    """The ``torchrun`` entry point: the same DDP training, configured by the environment.
+    """The `torchrun` entry point: the same DDP training, configured by the environment.
 
-    torchrun starts one process per rank and sets ``RANK``, ``WORLD_SIZE``,
-    ``MASTER_ADDR`` and ``MASTER_PORT``; ``init_process_group`` reads them (``env://``).
+    torchrun starts one process per rank and sets `RANK`, `WORLD_SIZE`,
+    `MASTER_ADDR` and `MASTER_PORT`; `init_process_group` reads them (`env://`).
     """
     torch.set_num_threads(1)
     dist.init_process_group("gloo", timeout=timedelta(seconds=60))

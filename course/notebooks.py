@@ -1,6 +1,6 @@
 """Load code from the solution notebooks, never from a pasted copy (tests and tools alike).
 
-The code cells of ``solutions/engine.md`` tagged ``engine`` (the imports, the engine, the
+The code cells of `solutions/engine.md` tagged `engine` (the imports, the engine, the
 layers and the optimizer) are executed, in order, into a fresh module. The other cells
 (checks, data, training, timing) are left out.
 """
@@ -18,7 +18,7 @@ ENGINE_TAG = "engine"
 
 
 def load_notebook_module(path: Path, tag: str, name: str) -> types.ModuleType:
-    """A module holding what the code cells of ``path`` tagged ``tag`` define."""
+    """A module holding what the code cells of `path` tagged `tag` define."""
     notebook = jupytext.read(path)
     module = types.ModuleType(name, f"The cells tagged {tag!r} of {path.name}")
     module.__file__ = str(path)
@@ -35,5 +35,5 @@ def load_notebook_module(path: Path, tag: str, name: str) -> types.ModuleType:
 
 @functools.cache
 def engine() -> types.ModuleType:
-    """The reference engine of Chapter 4: ``Value``, ``Tensor``, ``MLP``, ``SGD``, ..."""
+    """The reference engine of Chapter 4: `Value`, `Tensor`, `MLP`, `SGD`, ..."""
     return load_notebook_module(ROOT / "solutions" / "engine.md", ENGINE_TAG, "engine_reference")

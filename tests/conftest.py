@@ -1,6 +1,10 @@
-"""Fixtures for every test. The site tests have their own in ``tests/site/conftest.py``."""
+"""Fixtures for every test. The site tests have their own in `tests/site/conftest.py`."""
+
+import os
 
 import pytest
+
+from course.book import CHROMIUM, CHROMIUM_ARGS
 
 
 @pytest.fixture(autouse=True)
@@ -10,3 +14,23 @@ def learner_mode(monkeypatch):
     (Tests of the strict modes set it themselves.)
     """
     monkeypatch.delenv("COURSE_CHECKS", raising=False)
+
+
+@pytest.fixture(scope="session")
+def browser():
+    """One headless Chromium per test process (Playwright's sync API allows one at a time).
+
+    Debian's Chromium (`/usr/bin/chromium`, or `COURSE_CHROMIUM`). Where it is missing the
+    browser tests skip and say so, except in CI (`CI=true`), where they fail.
+    """
+    if not CHROMIUM.exists():
+        message = f"{CHROMIUM} not found: install Debian's chromium to run the browser tests"
+        if os.environ.get("CI") == "true":
+            pytest.fail(message)
+        pytest.skip(message)
+    from playwright.sync_api import sync_playwright
+
+    with sync_playwright() as playwright:
+        chromium = playwright.chromium.launch(executable_path=str(CHROMIUM), args=CHROMIUM_ARGS)
+        yield chromium
+        chromium.close()

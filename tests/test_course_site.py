@@ -34,3 +34,24 @@ def test_a_page_read_again_forgets_its_old_title_words():
     env = SimpleNamespace(course_title_index={"chapters/a": {("old", "x", "main")}})
     course_site.forget_title_index(None, env, "chapters/a")
     assert "chapters/a" not in env.course_title_index
+
+
+def test_an_edited_stylesheet_makes_the_build_copy_the_assets(tmp_path):
+    (tmp_path / "_static").mkdir()
+    (tmp_path / "_ext").mkdir()
+    css = tmp_path / "_static" / "course.css"
+    css.write_text("a {}")
+    app = SimpleNamespace(srcdir=str(tmp_path), config=SimpleNamespace(root_doc="intro"))
+    env = SimpleNamespace()
+    assert course_site.rebuild_when_assets_change(app, env, set(), set(), set()) == ["intro"]
+    assert course_site.rebuild_when_assets_change(app, env, set(), set(), set()) == [], (
+        "nothing changed since the last build, yet a page is read again"
+    )
+    css.write_text("a { color: red }")
+    later = env.course_assets_mtime + 10
+    import os
+
+    os.utime(css, (later, later))
+    assert course_site.rebuild_when_assets_change(app, env, set(), set(), set()) == ["intro"], (
+        "an edited stylesheet does not make the build copy _static again"
+    )

@@ -23,7 +23,7 @@ from course import book
 ROOT = book.ROOT
 NOTEBOOK = ROOT / "exercises" / "engine.md"
 SHOTS = ROOT / "_build" / "screenshots-lab"
-CHROMIUM = Path(os.environ.get("COURSE_CHROMIUM", book.CHROMIUM))
+CHROMIUM = book.CHROMIUM
 
 
 def cells(text: str) -> list[tuple[str, str]]:
@@ -106,18 +106,15 @@ def lab(tmp_path_factory):
 
 
 @pytest.fixture(scope="module")
-def page(lab):
-    from playwright.sync_api import sync_playwright
-
+def page(lab, browser):
     SHOTS.mkdir(parents=True, exist_ok=True)
-    with sync_playwright() as playwright:
-        browser = playwright.chromium.launch(executable_path=str(CHROMIUM), args=book.CHROMIUM_ARGS)
-        page = browser.new_page(viewport={"width": 1400, "height": 1000})
-        page.goto(lab["url"])
-        page.locator(".jp-DirListing-item", has_text="exercises").dblclick()
-        page.locator(".jp-DirListing-item", has_text="engine.md").dblclick()
-        yield page
-        browser.close()
+    context = browser.new_context(viewport={"width": 1400, "height": 1000})
+    page = context.new_page()
+    page.goto(lab["url"])
+    page.locator(".jp-DirListing-item", has_text="exercises").dblclick()
+    page.locator(".jp-DirListing-item", has_text="engine.md").dblclick()
+    yield page
+    context.close()
 
 
 def test_opens_as_a_rendered_notebook(page):

@@ -1,18 +1,18 @@
 """Check cells: compare a learner's code with torch and print a one-line verdict.
 
-A check cell calls one ``check_*`` function with the learner's code. It prints
+A check cell calls one `check_*` function with the learner's code. It prints
 
-- ``✓ Exercise 1.3 (normalize_rows): …`` when the code agrees with the reference,
-- ``✗ Exercise 1.3 (normalize_rows): …`` with what differed and a hint when it does not,
-- ``… Exercise 1.3 (normalize_rows): not done yet …`` while the stub still raises
-  ``NotImplementedError``,
+- `✓ Exercise 1.3 (normalize_rows): …` when the code agrees with the reference,
+- `✗ Exercise 1.3 (normalize_rows): …` with what differed and a hint when it does not,
+- `… Exercise 1.3 (normalize_rows): not done yet …` while the stub still raises
+  `NotImplementedError`,
 
 and never a traceback. The test suite runs the very same functions; the environment
-variable ``COURSE_CHECKS`` tells them how strict to be:
+variable `COURSE_CHECKS` tells them how strict to be:
 
 - unset (a learner's notebook): only print;
-- ``strict`` (chapters and solutions under test): a check that does not pass raises;
-- ``stubs`` (generated exercises under test): a check that is not "not done yet" raises,
+- `strict` (chapters and solutions under test): a check that does not pass raises;
+- `stubs` (generated exercises under test): a check that is not "not done yet" raises,
   which proves every exercise ships as an unsolved stub.
 """
 
@@ -37,12 +37,12 @@ class Mismatch(AssertionError):
 
 
 class CheckError(AssertionError):
-    """Raised in ``strict`` or ``stubs`` mode when a verdict is not the expected one."""
+    """Raised in `strict` or `stubs` mode when a verdict is not the expected one."""
 
 
 @dataclass(frozen=True)
 class Verdict:
-    """The outcome of one check: ``status`` is ``"pass"``, ``"fail"`` or ``"todo"``."""
+    """The outcome of one check: `status` is `"pass"`, `"fail"` or `"todo"`."""
 
     task: str
     status: str
@@ -61,10 +61,10 @@ class Verdict:
 
 
 def check(task: str, body: Callable[[], str], hint: str = "") -> Verdict:
-    """Run ``body`` (which raises :class:`Mismatch` on a wrong answer) and print a verdict.
+    """Run `body` (which raises :class:`Mismatch` on a wrong answer) and print a verdict.
 
-    ``task`` names the exercise, e.g. ``"Exercise 1.3 (normalize_rows)"``; ``body``
-    returns what was checked on success ("matches torch on 4 inputs"); ``hint`` is
+    `task` names the exercise, e.g. `"Exercise 1.3 (normalize_rows)"`; `body`
+    returns what was checked on success ("matches torch on 4 inputs"); `hint` is
     printed under a failure.
     """
     try:
@@ -87,7 +87,7 @@ def check(task: str, body: Callable[[], str], hint: str = "") -> Verdict:
 
 
 def safe_str(value: object) -> str:
-    """``str(value)``, or a placeholder when the learner's ``__str__`` itself raises."""
+    """`str(value)`, or a placeholder when the learner's `__str__` itself raises."""
     try:
         return str(value)
     except Exception as error:  # a learner's exception or object with a broken __str__
@@ -95,7 +95,7 @@ def safe_str(value: object) -> str:
 
 
 def raised(error: BaseException) -> str:
-    """``"TypeError: message"`` for a verdict, safe against a broken ``__str__``."""
+    """`"TypeError: message"` for a verdict, safe against a broken `__str__`."""
     return f"{type(error).__name__}: {safe_str(error)}"
 
 
@@ -118,10 +118,10 @@ def random_tensor(
 
 @contextmanager
 def isolated_random_state() -> Iterator[None]:
-    """Leave the global random state of torch, NumPy and ``random`` as it was found.
+    """Leave the global random state of torch, NumPy and `random` as it was found.
 
     A check that must let the learner's code draw from the global generator (e.g. the
-    weights that ``make_net()`` initialises) seeds it inside this block; the learner's own
+    weights that `make_net()` initialises) seeds it inside this block; the learner's own
     sequence continues afterwards as if the check had not run.
     """
     numpy_state = np.random.get_state()
@@ -139,7 +139,7 @@ def hinted(text: str, what: str = "") -> Iterator[None]:
     """Give a mismatch (or a crash of the learner's code) inside the block its own hint.
 
     For a check whose failures have different causes: the hint names the cause of the
-    one that happened, and the check's general hint is not added after it. ``what``
+    one that happened, and the check's general hint is not added after it. `what`
     names the input in the message of a crash.
     """
     try:
@@ -171,9 +171,9 @@ def _enforce(verdict: Verdict) -> None:
 
 
 def call(what: str, function: Any, *args: Any, **kwargs: Any) -> Any:
-    """``function(*args)``; a crash becomes a :class:`Mismatch` that names the input.
+    """`function(*args)`; a crash becomes a :class:`Mismatch` that names the input.
 
-    A stub's ``NotImplementedError`` passes through, so the verdict says "not done yet".
+    A stub's `NotImplementedError` passes through, so the verdict says "not done yet".
     """
     expect(callable(function), f"{what}: expected a function, got {describe(function)}")
     try:
@@ -212,13 +212,13 @@ def _describe(value: object) -> str:
 
 
 def expect(condition: bool, message: str) -> None:
-    """Raise :class:`Mismatch` with ``message`` unless ``condition`` holds."""
+    """Raise :class:`Mismatch` with `message` unless `condition` holds."""
     if not condition:
         raise Mismatch(message)
 
 
 def expect_equal(got: object, expected: object, what: str) -> None:
-    """``got == expected`` for plain values (ints, tuples, strings, bools)."""
+    """`got == expected` for plain values (ints, tuples, strings, bools)."""
     expect(got == expected, f"{what}: expected {describe(expected)}, got {describe(got)}")
 
 
@@ -231,11 +231,11 @@ def expect_close(
     *,
     dtype: bool = True,
 ) -> None:
-    """``got`` matches ``expected`` in type, shape, dtype and value (within rtol/atol).
+    """`got` matches `expected` in type, shape, dtype and value (within rtol/atol).
 
     Works for torch tensors, NumPy arrays and Python numbers. A torch.Tensor is expected
     where torch gives one (a NumPy array is accepted only where NumPy is expected, or with
-    ``dtype=False``, for the arrays of the Chapter 4 engine); with ``dtype`` two torch
+    `dtype=False`, for the arrays of the Chapter 4 engine); with `dtype` two torch
     tensors must have the same dtype. Infinities must match in sign and place; NaN matches
     only NaN. The message names the first thing that differs: the kind, the shape, the
     dtype, or the largest difference and where.

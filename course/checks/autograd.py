@@ -1,7 +1,7 @@
 """Checks for the exercises of Chapter 3 (autograd mechanics).
 
 Torch is the reference: each hand-written vector-Jacobian product is compared with
-``torch.autograd.grad`` on the same inputs, in float64.
+`torch.autograd.grad` on the same inputs, in float64.
 """
 
 import sys
@@ -25,12 +25,12 @@ from course.checks import (
 
 
 def _random(*shape: int, seed: int = 0) -> torch.Tensor:
-    """Reproducible float64 input (``seed`` tells two same-shaped inputs apart)."""
+    """Reproducible float64 input (`seed` tells two same-shaped inputs apart)."""
     return random_tensor(*shape, seed=1000 * seed + sum(shape))
 
 
 def _torch_vjp(f, inputs: tuple, v: torch.Tensor) -> tuple:
-    """vᵀJ of ``f`` at ``inputs``, by torch: the reference for the hand-written VJPs."""
+    """vᵀJ of `f` at `inputs`, by torch: the reference for the hand-written VJPs."""
     leaves = [t.detach().requires_grad_() for t in inputs]
     return torch.autograd.grad(f(*leaves), leaves, grad_outputs=v)
 
@@ -42,7 +42,7 @@ def _by_hand(what: str, function, *args):
 
 
 def check_vjp_tanh(vjp_tanh: Callable[[torch.Tensor, torch.Tensor], torch.Tensor]) -> Verdict:
-    """Exercise 3.1: ``vjp_tanh(x, v)`` is vᵀJ of ``y = torch.tanh(x)``."""
+    """Exercise 3.1: `vjp_tanh(x, v)` is vᵀJ of `y = torch.tanh(x)`."""
     shapes = [(5,), (3, 4), (2, 1, 3)]
 
     def body():
@@ -62,7 +62,7 @@ def check_vjp_tanh(vjp_tanh: Callable[[torch.Tensor, torch.Tensor], torch.Tensor
 
 
 def check_vjp_matmul(vjp_matmul: Callable[..., tuple]) -> Verdict:
-    """Exercise 3.2: ``vjp_matmul(A, B, V)`` is (vᵀJ for A, vᵀJ for B) of ``Y = A @ B``.
+    """Exercise 3.2: `vjp_matmul(A, B, V)` is (vᵀJ for A, vᵀJ for B) of `Y = A @ B`.
 
     Every matrix has a different number of rows and columns, so a missing or misplaced
     transpose fails on shapes (or values) rather than passing by accident.
@@ -92,10 +92,10 @@ def check_vjp_matmul(vjp_matmul: Callable[..., tuple]) -> Verdict:
 
 
 def check_vjp_sum(vjp_sum: Callable[..., torch.Tensor]) -> Verdict:
-    """Exercise 3.3: ``vjp_sum(x, dim, v)`` is vᵀJ of ``y = x.sum(dim)``.
+    """Exercise 3.3: `vjp_sum(x, dim, v)` is vᵀJ of `y = x.sum(dim)`.
 
-    The square case catches ``v.expand_as(x)``, which lines ``v`` up with the last
-    dimension whatever ``dim`` is.
+    The square case catches `v.expand_as(x)`, which lines `v` up with the last
+    dimension whatever `dim` is.
     """
     cases = [((3, 4), 0), ((3, 4), 1), ((3, 3), 1), ((2, 3, 4), 1), ((2, 3, 4), -1), ((5,), 0)]
 
@@ -152,12 +152,12 @@ def _ready_made_caller() -> str | None:
 
 
 def check_jacobian_by_vjps(jacobian_by_vjps: Callable[[Callable, torch.Tensor], Any]) -> Verdict:
-    """Exercise 3.4: ``jacobian_by_vjps(f, x)`` builds J from one backward pass per output.
+    """Exercise 3.4: `jacobian_by_vjps(f, x)` builds J from one backward pass per output.
 
-    The result has shape ``y.shape + x.shape`` like ``torch.autograd.functional.jacobian``.
-    A hook on ``y`` counts the backward passes through it and checks that each one starts
-    from the learner's code with a ``gradient`` shaped like ``y``: a Jacobian made by
-    ``torch.autograd.functional.jacobian`` or ``torch.func`` (which make the passes, or
+    The result has shape `y.shape + x.shape` like `torch.autograd.functional.jacobian`.
+    A hook on `y` counts the backward passes through it and checks that each one starts
+    from the learner's code with a `gradient` shaped like `y`: a Jacobian made by
+    `torch.autograd.functional.jacobian` or `torch.func` (which make the passes, or
     none, for you) does not pass.
     """
 
@@ -238,11 +238,11 @@ def _lse_inputs(dtype: torch.dtype) -> list[tuple[str, torch.Tensor]]:
 
 
 def check_logsumexp(LogSumExp: Any) -> Verdict:
-    """Exercise 3.5: ``LogSumExp`` is an ``autograd.Function`` for logsumexp over the last dim.
+    """Exercise 3.5: `LogSumExp` is an `autograd.Function` for logsumexp over the last dim.
 
-    Its values and gradients (for a random ``grad_output``) must match
-    ``torch.logsumexp`` in float32 and float64, also on rows at ±1000 mixed with
-    ordinary rows, and with ``-inf`` entries; its backward must pass ``gradcheck``.
+    Its values and gradients (for a random `grad_output`) must match
+    `torch.logsumexp` in float32 and float64, also on rows at ±1000 mixed with
+    ordinary rows, and with `-inf` entries; its backward must pass `gradcheck`.
     """
 
     def body():
@@ -286,10 +286,10 @@ def check_logsumexp(LogSumExp: Any) -> Verdict:
 
 
 def check_clip_hook(add_clip_hook: Callable[..., Any]) -> Verdict:
-    """Exercise 3.6: ``add_clip_hook(t, limit, log)`` logs each gradient and clips it.
+    """Exercise 3.6: `add_clip_hook(t, limit, log)` logs each gradient and clips it.
 
     Tried on a non-leaf (the clipped gradient flows on to the leaf) and on a leaf (it is
-    what lands in ``.grad``); after ``handle.remove()`` a backward pass is left alone.
+    what lands in `.grad`); after `handle.remove()` a backward pass is left alone.
     """
     limit = 1.0
     upstream = torch.tensor([0.5, -4.0, 2.0], dtype=torch.float64)

@@ -5,7 +5,7 @@ function defined in a notebook cannot be imported by a *spawned* process (spawn 
 a fresh interpreter that imports the function by name), so this check *forks*: the two
 children are copies of the notebook's kernel and inherit the learner's function as it
 is. Fork exists on Linux and macOS. Each child also trains the same model with
-``DistributedDataParallel``, the reference, so both are compared in the same processes.
+`DistributedDataParallel`, the reference, so both are compared in the same processes.
 """
 
 import math
@@ -53,7 +53,7 @@ def check_data_parallel_hooks(
 ) -> Verdict:
     """Exercise 6.1: hooks that average gradients over the ranks train exactly like DDP.
 
-    Two forked ranks each take their half of every batch; after ``STEPS`` SGD steps the
+    Two forked ranks each take their half of every batch; after `STEPS` SGD steps the
     parameters must be identical on both ranks and equal (float64, rtol 1e-10) to what
     DistributedDataParallel gives from the same start.
     """
@@ -166,7 +166,7 @@ def _shards(shard, n, replicas, epoch, seed=0):
 
 
 def check_shard(shard: Callable[..., Any]) -> Verdict:
-    """Exercise 6.2: ``shard(n, num_replicas, rank, epoch, seed)`` splits like DistributedSampler.
+    """Exercise 6.2: `shard(n, num_replicas, rank, epoch, seed)` splits like DistributedSampler.
 
     For each (n, replicas): every rank gets ceil(n / replicas) indices in range(n); together
     they cover range(n), and only the padding repeats; the same arguments give the same

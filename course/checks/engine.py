@@ -2,9 +2,9 @@
 
 Each check builds the same small graphs with the learner's engine and with torch and
 compares values and gradients. The local backward rule of an op is checked on its own by
-calling the output's ``_backward`` with a known ``out.grad`` and inputs whose ``grad`` is
-already non-zero, so a rule that assigns (``=``) instead of accumulating (``+=``) fails
-even before ``backward()`` is written.
+calling the output's `_backward` with a known `out.grad` and inputs whose `grad` is
+already non-zero, so a rule that assigns (`=`) instead of accumulating (`+=`) fails
+even before `backward()` is written.
 """
 
 import math
@@ -42,7 +42,7 @@ CHAIN_LENGTH = 100_000
 @contextmanager
 def _hint(text: str, what: str = "") -> Iterator[None]:
     """:func:`course.checks.hinted`, except that a grad sent to an input that needs none
-    (``None += ...``, a TypeError) gets the hint about guarding both inputs."""
+    (`None += ...`, a TypeError) gets the hint about guarding both inputs."""
     try:
         with hinted(text, what):
             yield
@@ -81,7 +81,7 @@ def _is_value(Value: type, v: Any, what: str) -> None:
 
 @dataclass(frozen=True)
 class ScalarCase:
-    """A scalar expression ``f`` of ``Value``s, tried at each point of ``points``."""
+    """A scalar expression `f` of `Value`s, tried at each point of `points`."""
 
     name: str
     f: Callable[..., Any]
@@ -176,7 +176,7 @@ DERIVED = [
 
 
 def _check_local_rule(Value, name, f, xs, upstream=1.5, preset=0.5):
-    """Call ``_backward`` of ``f(*inputs)`` alone and compare the inputs' grads with torch."""
+    """Call `_backward` of `f(*inputs)` alone and compare the inputs' grads with torch."""
     ours = [Value(x) for x in xs]
     out = f(*ours)
     what = f"{name} at {_numbers(xs)}"
@@ -199,7 +199,7 @@ def _check_local_rule(Value, name, f, xs, upstream=1.5, preset=0.5):
 
 
 def _check_backward(Value, name, f, xs):
-    """Run ``backward()`` on ``f(*inputs)`` and compare every input's grad with torch."""
+    """Run `backward()` on `f(*inputs)` and compare every input's grad with torch."""
     ours = [Value(x) for x in xs]
     out = f(*ours)
     what = f"{name} at {_numbers(xs)}"
@@ -216,7 +216,7 @@ def _check_backward(Value, name, f, xs):
 
 
 def check_value_add_mul(Value: type) -> Verdict:
-    """Exercise 4.1: ``+`` and ``*`` of ``Value``, values and local backward rules."""
+    """Exercise 4.1: `+` and `*` of `Value`, values and local backward rules."""
 
     def body():
         for case in ADD_MUL:
@@ -278,7 +278,7 @@ def check_topological_order(topological_order: Callable[[Any], Any], Value: type
 
 
 def check_value_backward(Value: type) -> Verdict:
-    """Exercise 4.2: ``backward()`` vs torch, reused nodes, repeated calls, a deep chain."""
+    """Exercise 4.2: `backward()` vs torch, reused nodes, repeated calls, a deep chain."""
 
     def body():
         cases = [
@@ -320,7 +320,7 @@ def check_value_backward(Value: type) -> Verdict:
 
 
 def check_value_unary(Value: type) -> Verdict:
-    """Exercise 4.3: ``**``, exp, log, tanh, relu, sigmoid, and the ops built on them."""
+    """Exercise 4.3: `**`, exp, log, tanh, relu, sigmoid, and the ops built on them."""
 
     def body():
         for case in UNARY:
@@ -390,7 +390,7 @@ UNBROADCAST_CASES = [
 
 
 def check_unbroadcast(unbroadcast: Callable[[np.ndarray, tuple], np.ndarray]) -> Verdict:
-    """Exercise 4.4: ``unbroadcast(grad, shape)`` equals torch's gradient of broadcasting."""
+    """Exercise 4.4: `unbroadcast(grad, shape)` equals torch's gradient of broadcasting."""
 
     def body():
         generator = rng(0)
@@ -414,12 +414,12 @@ def check_unbroadcast(unbroadcast: Callable[[np.ndarray, tuple], np.ndarray]) ->
 
 @dataclass(frozen=True)
 class TensorCase:
-    """One comparison of your Tensor with torch: ``ours(*inputs)`` vs ``theirs(*inputs)``.
+    """One comparison of your Tensor with torch: `ours(*inputs)` vs `theirs(*inputs)`.
 
-    ``shapes`` gives one shape per input, drawn uniformly in [low, high) unless ``values``
-    gives the arrays; ``requires_grad`` says which inputs are leaves that need a gradient
-    (all by default). ``hint`` explains a wrong value or a crash, ``grad_hint`` (default
-    ``hint``) a wrong gradient.
+    `shapes` gives one shape per input, drawn uniformly in [low, high) unless `values`
+    gives the arrays; `requires_grad` says which inputs are leaves that need a gradient
+    (all by default). `hint` explains a wrong value or a crash, `grad_hint` (default
+    `hint`) a wrong gradient.
     """
 
     name: str
@@ -445,11 +445,11 @@ class TensorCase:
 
 
 def _tensor_case(Tensor: type, case: TensorCase, generator: np.random.Generator) -> None:
-    """Compare value and input grads of ``case.ours(*Tensors)`` with torch's.
+    """Compare value and input grads of `case.ours(*Tensors)` with torch's.
 
     The backward pass runs twice with the same upstream gradient: leaf grads must double,
     as torch's do, which only happens when every rule accumulates. An input that does not
-    require grad must keep ``grad`` None, and the output requires grad exactly when some
+    require grad must keep `grad` None, and the output requires grad exactly when some
     input does.
     """
     arrays = case.arrays(generator)
@@ -833,7 +833,7 @@ MASKED = np.array([[0.0, -np.inf, 1.0], [2.0, 0.5, -np.inf], [-np.inf, 3.0, 0.0]
 def check_cross_entropy(
     log_softmax: Callable[[Any], Any], cross_entropy: Callable[[Any, np.ndarray], Any], Tensor: type
 ) -> Verdict:
-    """Exercise 4.7: ``log_softmax`` and ``cross_entropy`` vs torch, huge and -inf logits."""
+    """Exercise 4.7: `log_softmax` and `cross_entropy` vs torch, huge and -inf logits."""
 
     def body():
         generator = rng(2)
@@ -877,7 +877,7 @@ def check_cross_entropy(
 
 
 def _torch_mlp(model) -> torch.nn.Sequential:
-    """An ``nn.Sequential`` of Linear and ReLU layers holding copies of ``model``'s weights."""
+    """An `nn.Sequential` of Linear and ReLU layers holding copies of `model`'s weights."""
     params = [p.data for p in model.parameters()]
     expect(
         len(params) % 2 == 0,
@@ -899,7 +899,7 @@ def _torch_mlp(model) -> torch.nn.Sequential:
 
 
 def check_mlp_sgd(MLP: type, SGD: type, Tensor: type) -> Verdict:
-    """Exercise 4.8: ``MLP`` forward, ``Linear``'s initialisation, and ``SGD`` with momentum."""
+    """Exercise 4.8: `MLP` forward, `Linear`'s initialisation, and `SGD` with momentum."""
 
     def layers():
         generator = rng(3)
@@ -992,8 +992,8 @@ def check_matches_torch(
 ) -> Verdict:
     """Train the learner's MLP and torch's copy of it on the same batches in float64.
 
-    ``first_steps(dtype)`` returns ``(model, optimizer, batches)``; every step's loss must
-    match torch's to ``rtol=1e-10``.
+    `first_steps(dtype)` returns `(model, optimizer, batches)`; every step's loss must
+    match torch's to `rtol=1e-10`.
     """
 
     def body():
@@ -1012,7 +1012,7 @@ def check_matches_torch(
 
 
 def check_mnist_training(train: Callable[[], float], threshold: float = 0.97) -> Verdict:
-    """``train()`` returns a test accuracy of at least ``threshold``."""
+    """`train()` returns a test accuracy of at least `threshold`."""
 
     def body():
         start = time.perf_counter()
@@ -1031,7 +1031,7 @@ def check_mnist_training(train: Callable[[], float], threshold: float = 0.97) ->
 
 
 def _median_step(step, batches, repeats=3) -> float:
-    """The median time of one training step over ``repeats`` passes through ``batches``."""
+    """The median time of one training step over `repeats` passes through `batches`."""
     times = []
     for _ in range(repeats):
         for x, y in batches:

@@ -3,8 +3,8 @@
 Torch is the reference, in float64. Where an exercise asks for a method (one JVP per input,
 vmap instead of a loop, forward-over-reverse), the check also watches how the answer was
 computed: the functions it hands over send their output through :class:`Tap`, an identity
-``autograd.Function`` that counts the forward-mode (JVP) and reverse-mode (backward) passes
-through it, and that does not support ``vmap``.
+`autograd.Function` that counts the forward-mode (JVP) and reverse-mode (backward) passes
+through it, and that does not support `vmap`.
 """
 
 import math
@@ -21,11 +21,11 @@ from course.checks import Verdict, call, check, describe, expect, expect_close, 
 
 
 class Tap(torch.autograd.Function):
-    """The identity, counting each JVP and each backward pass through it in ``passes``.
+    """The identity, counting each JVP and each backward pass through it in `passes`.
 
-    Written in the ``setup_context`` form so that ``torch.func.jvp``, ``torch.func.vjp``
-    and ``torch.func.grad`` accept it. It has no ``vmap`` rule on purpose: ``jacfwd`` and
-    ``hessian``, which batch JVPs with ``vmap``, refuse it, and ``jacrev``'s batched
+    Written in the `setup_context` form so that `torch.func.jvp`, `torch.func.vjp`
+    and `torch.func.grad` accept it. It has no `vmap` rule on purpose: `jacfwd` and
+    `hessian`, which batch JVPs with `vmap`, refuse it, and `jacrev`'s batched
     backward counts as one pass. A counted function is differentiated one pass at a time.
     """
 
@@ -53,10 +53,10 @@ class Tap(torch.autograd.Function):
 
 
 def count_passes(f):
-    """``(g, passes)``: ``g`` computes ``f`` and counts the passes through its output.
+    """`(g, passes)`: `g` computes `f` and counts the passes through its output.
 
-    ``passes["forward"]`` counts the JVPs (``torch.func.jvp`` or ``forward_ad``) that reach
-    the output and ``passes["backward"]`` the backward passes that start from it.
+    `passes["forward"]` counts the JVPs (`torch.func.jvp` or `forward_ad`) that reach
+    the output and `passes["backward"]` the backward passes that start from it.
     """
     passes = Counter(forward=0, backward=0)
 
@@ -81,10 +81,10 @@ def _jacobian_cases():
 
 
 def check_jacobian_cheaper_side(jacobian: Callable[..., Any]) -> Verdict:
-    """Exercise 5.1: ``jacobian(f, x)`` is J (shape (m, n)), from the cheaper side.
+    """Exercise 5.1: `jacobian(f, x)` is J (shape (m, n)), from the cheaper side.
 
     For n ≤ m it must take n JVPs and no backward pass; for m < n, m backward passes and
-    no JVP (``jacfwd`` fails on the counted function, and ``jacrev`` counts as one pass).
+    no JVP (`jacfwd` fails on the counted function, and `jacrev` counts as one pass).
     """
 
     def body():
@@ -137,7 +137,7 @@ def per_sample_norms_loop(model, X, y):
 
 
 def check_per_sample_grad_norms(per_sample_grad_norms: Callable[..., Any]) -> Verdict:
-    """Exercise 5.2: ``per_sample_grad_norms(model, X, y)`` is ‖∇θ loss(xᵢ, yᵢ)‖ per sample.
+    """Exercise 5.2: `per_sample_grad_norms(model, X, y)` is ‖∇θ loss(xᵢ, yᵢ)‖ per sample.
 
     Compared with a loop of single-sample backward passes; a forward pre-hook counts the
     model's calls, which must not grow with the batch (vmap runs the model once).
@@ -195,10 +195,10 @@ def _hvp_cases():
 
 
 def check_hvp(hvp: Callable[..., Any]) -> Verdict:
-    """Exercise 5.3: ``hvp(f, x, v)`` is H v by forward-over-reverse (``jvp`` of ``grad``).
+    """Exercise 5.3: `hvp(f, x, v)` is H v by forward-over-reverse (`jvp` of `grad`).
 
-    Compared with ``hessian(f)(x)`` contracted with ``v``; the counted ``f`` must see one
-    JVP (the forward mode over the gradient) and refuses ``vmap``, so ``hessian`` fails.
+    Compared with `hessian(f)(x)` contracted with `v`; the counted `f` must see one
+    JVP (the forward mode over the gradient) and refuses `vmap`, so `hessian` fails.
     """
 
     def body():
@@ -253,10 +253,10 @@ def _torch_jvp(op, values):
 
 
 def check_dual_ops(Dual: type) -> Verdict:
-    """Exercise 5.4: every op of ``Dual`` carries the right value and tangent.
+    """Exercise 5.4: every op of `Dual` carries the right value and tangent.
 
-    Each op is tried at a few points (0 for relu and ``** 0``, ±1000 for sigmoid) with
-    tangents other than 1, against ``torch.func.jvp`` in float64.
+    Each op is tried at a few points (0 for relu and `** 0`, ±1000 for sigmoid) with
+    tangents other than 1, against `torch.func.jvp` in float64.
     """
 
     def body():
@@ -294,7 +294,7 @@ def check_dual_ops(Dual: type) -> Verdict:
 def jacobian_cases():
     """(description, f, xs): f maps a list of n numbers to a list of m numbers.
 
-    Written with the ops that ``Dual``, the Chapter 4 ``Value`` and torch tensors share.
+    Written with the ops that `Dual`, the Chapter 4 `Value` and torch tensors share.
     """
     return [
         (
@@ -311,7 +311,7 @@ def jacobian_cases():
 
 
 def value_jacobian(Value, f, xs):
-    """J by reverse mode with a Chapter 4 ``Value`` engine: one backward pass per output."""
+    """J by reverse mode with a Chapter 4 `Value` engine: one backward pass per output."""
     rows = []
     for i in range(len(f([Value(x) for x in xs]))):
         leaves = [Value(x) for x in xs]
@@ -321,10 +321,10 @@ def value_jacobian(Value, f, xs):
 
 
 def check_dual_jacobian(dual_jacobian: Callable[..., Any], Dual: type) -> Verdict:
-    """Exercise 5.5: ``dual_jacobian(f, xs)`` is J by one forward pass of ``Dual`` per input.
+    """Exercise 5.5: `dual_jacobian(f, xs)` is J by one forward pass of `Dual` per input.
 
-    Compared with ``jacrev`` and with the Jacobian by VJPs of the Chapter 4 reference
-    engine (``course.notebooks.engine().Value``); ``f`` must run exactly n times, on Duals.
+    Compared with `jacrev` and with the Jacobian by VJPs of the Chapter 4 reference
+    engine (`course.notebooks.engine().Value`); `f` must run exactly n times, on Duals.
     """
     from course.notebooks import engine
 

@@ -1,7 +1,7 @@
 """Checks for the exercises of Chapter 2 (neural networks on MNIST).
 
-Each check compares the learner's function with PyTorch's own: ``nn.Sequential`` for the
-network, ``F.softmax``, ``F.cross_entropy``, ``argmax`` for accuracy, and a reference
+Each check compares the learner's function with PyTorch's own: `nn.Sequential` for the
+network, `F.softmax`, `F.cross_entropy`, `argmax` for accuracy, and a reference
 training step run side by side on a copy of the same network.
 """
 
@@ -33,7 +33,7 @@ SHAPE = [(784, 128), (128, 64), (64, 10)]
 
 
 def reference_net(linears) -> nn.Sequential:
-    """Exercise 2.1's network: flatten, then ``linears`` with a ReLU between each two."""
+    """Exercise 2.1's network: flatten, then `linears` with a ReLU between each two."""
     layers = [nn.Flatten()]
     for linear in linears:
         layers += [linear, nn.ReLU()]
@@ -41,12 +41,12 @@ def reference_net(linears) -> nn.Sequential:
 
 
 def _weights_by_role(net: nn.Module) -> list[tuple[torch.Tensor, torch.Tensor]]:
-    """(weight, bias) of each of the three layers of ``net``, found by shape, not by order.
+    """(weight, bias) of each of the three layers of `net`, found by shape, not by order.
 
     The layer sizes differ, so each parameter's shape says which layer it belongs to and
-    whether it is a weight (``(out, in)``, or ``(in, out)`` for a net that computes
-    ``x @ W``) or a bias; a network that registers its layers in another order than it
-    uses them, or holds bare ``nn.Parameter``s, is judged by what it computes.
+    whether it is a weight (`(out, in)`, or `(in, out)` for a net that computes
+    `x @ W`) or a bias; a network that registers its layers in another order than it
+    uses them, or holds bare `nn.Parameter`s, is judged by what it computes.
     """
     params = [p.detach() for p in net.parameters()]
     shapes = [tuple(p.shape) for p in params]
@@ -88,10 +88,10 @@ def _reference_from(weights: list[tuple[torch.Tensor, torch.Tensor]]) -> nn.Sequ
 
 
 def check_make_net(make_net: Callable[[], Any]) -> Verdict:
-    """Exercise 2.1: ``make_net()`` is 784 → 128 → 64 → 10 with ReLUs, as a module.
+    """Exercise 2.1: `make_net()` is 784 → 128 → 64 → 10 with ReLUs, as a module.
 
     Judged by what it computes: its parameters, found by shape, are copied into the
-    reference ``nn.Sequential``, and both must give the same logits on random images,
+    reference `nn.Sequential`, and both must give the same logits on random images,
     on large ones, and on a batch of one.
     """
 
@@ -142,7 +142,7 @@ def softmax_cases() -> list[torch.Tensor]:
 
 
 def check_softmax(softmax: Callable[[torch.Tensor], Any]) -> Verdict:
-    """Exercise 2.2: ``softmax(logits)`` equals ``F.softmax(logits, dim=1)``."""
+    """Exercise 2.2: `softmax(logits)` equals `F.softmax(logits, dim=1)`."""
     cases = softmax_cases()
 
     def body():
@@ -160,7 +160,7 @@ def check_softmax(softmax: Callable[[torch.Tensor], Any]) -> Verdict:
 
 
 def check_cross_entropy(cross_entropy: Callable[[torch.Tensor, torch.Tensor], Any]) -> Verdict:
-    """Exercise 2.3: ``cross_entropy(logits, labels)`` equals ``F.cross_entropy``, gradient too."""
+    """Exercise 2.3: `cross_entropy(logits, labels)` equals `F.cross_entropy`, gradient too."""
     local = generator(1)
     cases = softmax_cases()
     labels = [torch.randint(0, len(z[0]), (len(z),), generator=local) for z in cases]
@@ -193,7 +193,7 @@ def check_cross_entropy(cross_entropy: Callable[[torch.Tensor, torch.Tensor], An
 
 
 def check_accuracy(accuracy: Callable[[torch.Tensor, torch.Tensor], Any]) -> Verdict:
-    """Exercise 2.4: ``accuracy(logits, labels)`` is the fraction of rows guessed right."""
+    """Exercise 2.4: `accuracy(logits, labels)` is the fraction of rows guessed right."""
     local = generator(2)
     logits = torch.randn(6, 10, generator=local)
     guesses = logits.argmax(dim=1)
@@ -228,7 +228,7 @@ def reference_step(net, optimizer, images, labels) -> float:
 
 
 def check_train_step(train_step: Callable[..., Any], steps: int = 3) -> Verdict:
-    """Exercise 2.5: ``train_step`` updates a network exactly as the reference step does."""
+    """Exercise 2.5: `train_step` updates a network exactly as the reference step does."""
 
     def body():
         torch.manual_seed(0)  # the two nets' initial weights; restored after check()
@@ -272,8 +272,8 @@ def check_training(
 ) -> Verdict:
     """Exercises 2.1, 2.4 and 2.5 together: one epoch on MNIST reaches 93 % test accuracy.
 
-    Trains ``make_net()`` with ``train_step`` and Adam for one epoch on the 60,000
-    training images (about a second on a CPU), then compares ``accuracy`` on the 10,000
+    Trains `make_net()` with `train_step` and Adam for one epoch on the 60,000
+    training images (about a second on a CPU), then compares `accuracy` on the 10,000
     test images with the reference.
     """
 

@@ -31,7 +31,7 @@ SHAPE_EXPRESSIONS = [
     "x + torch.zeros(3, 1)",
     "x @ torch.zeros(4, 5)",
 ]
-"""The expressions of Exercise 1.1, all on ``x = torch.zeros(2, 3, 4)``."""
+"""The expressions of Exercise 1.1, all on `x = torch.zeros(2, 3, 4)`."""
 
 
 def _random(*shape: int) -> torch.Tensor:
@@ -40,7 +40,7 @@ def _random(*shape: int) -> torch.Tensor:
 
 
 def _as_shape(what: str, value: Any) -> tuple[int, ...]:
-    """``value`` as a tuple of ints (a tuple, list or torch.Size), or a clear mismatch."""
+    """`value` as a tuple of ints (a tuple, list or torch.Size), or a clear mismatch."""
     ok = isinstance(value, (tuple, list, torch.Size)) and all(
         isinstance(n, int) and not isinstance(n, bool) for n in value
     )
@@ -49,13 +49,13 @@ def _as_shape(what: str, value: Any) -> tuple[int, ...]:
 
 
 def shape_of(expression: str) -> tuple[int, ...]:
-    """The shape torch gives ``expression`` (one of ``SHAPE_EXPRESSIONS``)."""
+    """The shape torch gives `expression` (one of `SHAPE_EXPRESSIONS`)."""
     namespace = {"torch": torch, "x": torch.zeros(2, 3, 4)}
     return tuple(eval(expression, namespace).shape)
 
 
 def check_predicted_shapes(predicted_shapes: Callable[[], Any]) -> Verdict:
-    """Exercise 1.1: ``predicted_shapes()`` lists the shape of each expression, in order.
+    """Exercise 1.1: `predicted_shapes()` lists the shape of each expression, in order.
 
     A wrong prediction is named but its answer is not given away: run the expression.
     """
@@ -84,7 +84,7 @@ def check_predicted_shapes(predicted_shapes: Callable[[], Any]) -> Verdict:
 
 
 def check_contiguous_strides(contiguous_strides: Callable[[tuple], Any]) -> Verdict:
-    """Exercise 1.2: ``contiguous_strides(shape)`` equals the strides of a fresh tensor."""
+    """Exercise 1.2: `contiguous_strides(shape)` equals the strides of a fresh tensor."""
     shapes = [(2, 3, 4), (6,), (3, 1, 2), (64, 1, 28, 28), ()]
 
     def body():
@@ -101,9 +101,9 @@ def check_contiguous_strides(contiguous_strides: Callable[[tuple], Any]) -> Verd
 
 
 def check_normalize_rows(normalize_rows: Callable[[torch.Tensor], Any]) -> Verdict:
-    """Exercise 1.3: ``normalize_rows(a)`` equals ``a / a.sum(dim=1, keepdim=True)``.
+    """Exercise 1.3: `normalize_rows(a)` equals `a / a.sum(dim=1, keepdim=True)`.
 
-    The square input catches ``a / a.sum(dim=1)``, which broadcasts there but divides
+    The square input catches `a / a.sum(dim=1)`, which broadcasts there but divides
     the columns; the input must come back unchanged (no in-place division).
     """
     cases = [
@@ -240,7 +240,7 @@ def memory_cases() -> list[tuple[str, torch.Tensor, torch.Tensor, bool]]:
 
 
 def check_shares_memory(shares_memory: Callable[[torch.Tensor, torch.Tensor], Any]) -> Verdict:
-    """Exercise 1.4: ``shares_memory(a, b)`` is True when a and b have an element in common."""
+    """Exercise 1.4: `shares_memory(a, b)` is True when a and b have an element in common."""
 
     def body():
         cases = memory_cases()
@@ -263,9 +263,9 @@ def check_shares_memory(shares_memory: Callable[[torch.Tensor, torch.Tensor], An
 
 
 def check_flatten_images(flatten_images: Callable[[torch.Tensor], Any]) -> Verdict:
-    """Exercise 1.5: ``flatten_images(batch)`` is ``batch.reshape(len(batch), -1)``.
+    """Exercise 1.5: `flatten_images(batch)` is `batch.reshape(len(batch), -1)`.
 
-    A contiguous batch must come back as a view; a transposed one (where ``view`` fails)
+    A contiguous batch must come back as a view; a transposed one (where `view` fails)
     must still give the right values; the sizes are not always MNIST's.
     """
     mnist = _random(8, 1, 28, 28)
@@ -295,7 +295,7 @@ def check_flatten_images(flatten_images: Callable[[torch.Tensor], Any]) -> Verdi
 def check_pairwise_sq_dists(
     pairwise_sq_dists: Callable[[torch.Tensor, torch.Tensor], Any],
 ) -> Verdict:
-    """Exercise 1.6: ``pairwise_sq_dists(A, B)[i, j]`` is ``((A[i] - B[j]) ** 2).sum()``."""
+    """Exercise 1.6: `pairwise_sq_dists(A, B)[i, j]` is `((A[i] - B[j]) ** 2).sum()`."""
     sizes = [(5, 4, 3), (2, 2, 2), (1, 6, 4)]
     cases = [(_random(n, d), _random(m, d)) for n, m, d in sizes]
 

@@ -37,7 +37,7 @@ matplotlib.rcParams.update(
 
 
 def smallest_font_pt(figure: Figure) -> float:
-    """The smallest font size, in points, of the visible, non-empty texts of ``figure``."""
+    """The smallest font size, in points, of the visible, non-empty texts of `figure`."""
     sizes = [
         text.get_fontsize()
         for text in figure.findobj(Text)
@@ -47,7 +47,7 @@ def smallest_font_pt(figure: Figure) -> float:
 
 
 def sharp_png(figure: Figure) -> tuple[bytes, dict]:
-    """``figure`` as a PNG at ``PIXEL_RATIO`` times its size, and the display metadata.
+    """`figure` as a PNG at `PIXEL_RATIO` times its size, and the display metadata.
 
     The metadata sets the width and height the page shows it at (the figure's size at
     its own dpi); the PNG's text chunk records the smallest text in the PNG's pixels.
@@ -69,7 +69,7 @@ def sharp_png(figure: Figure) -> tuple[bytes, dict]:
 
 
 def _show_figures_sharp() -> None:
-    """In an IPython kernel, display every matplotlib figure with ``sharp_png``."""
+    """In an IPython kernel, display every matplotlib figure with `sharp_png`."""
     try:
         from IPython import get_ipython
     except ImportError:

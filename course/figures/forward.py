@@ -1,7 +1,7 @@
-"""Chapter 5's crossover: how long ``jacfwd`` and ``jacrev`` take for f: ℝⁿ → ℝᵐ, and its plot.
+"""Chapter 5's crossover: how long `jacfwd` and `jacrev` take for f: ℝⁿ → ℝᵐ, and its plot.
 
-``jacobian_timings`` measures (the chapter and ``tools/bench.py`` both call it, so the two
-always time the same thing); ``plot_crossover`` draws what it measured. Timings vary from
+`jacobian_timings` measures (the chapter and `tools/bench.py` both call it, so the two
+always time the same thing); `plot_crossover` draws what it measured. Timings vary from
 run to run and from machine to machine: nothing here asserts a time.
 """
 
@@ -23,7 +23,7 @@ WIDTH = 5.2
 
 @dataclass(frozen=True)
 class JacobianTiming:
-    """The best of several timings of ``jacfwd(f)(x)`` and ``jacrev(f)(x)``, in seconds."""
+    """The best of several timings of `jacfwd(f)(x)` and `jacrev(f)(x)`, in seconds."""
 
     n: int
     m: int
@@ -32,12 +32,12 @@ class JacobianTiming:
 
     @property
     def ratio(self) -> float:
-        """``jacfwd`` time over ``jacrev`` time: above 1, reverse mode is faster."""
+        """`jacfwd` time over `jacrev` time: above 1, reverse mode is faster."""
         return self.forward / self.reverse
 
 
 def two_layer(n: int, m: int, hidden: int = 256, seed: int = 0) -> Callable:
-    """f: ℝⁿ → ℝᵐ, ``x ↦ W₂ tanh(W₁ x)``: every pass through it costs about the same."""
+    """f: ℝⁿ → ℝᵐ, `x ↦ W₂ tanh(W₁ x)`: every pass through it costs about the same."""
     generator = torch.Generator().manual_seed(seed)
     W1 = torch.randn(hidden, n, generator=generator) / n**0.5
     W2 = torch.randn(m, hidden, generator=generator) / hidden**0.5
@@ -45,7 +45,7 @@ def two_layer(n: int, m: int, hidden: int = 256, seed: int = 0) -> Callable:
 
 
 def best_time(fn: Callable[[], object], repeats: int) -> float:
-    """The fastest of ``repeats`` calls after one warm-up: the least disturbed by noise."""
+    """The fastest of `repeats` calls after one warm-up: the least disturbed by noise."""
     fn()
     times = []
     for _ in range(repeats):
@@ -58,9 +58,9 @@ def best_time(fn: Callable[[], object], repeats: int) -> float:
 def jacobian_timings(
     shapes: Sequence[tuple[int, int]], repeats: int = 3, threads: int = 1
 ) -> list[JacobianTiming]:
-    """Time ``jacfwd`` and ``jacrev`` on ``two_layer(n, m)`` for each ``(n, m)``.
+    """Time `jacfwd` and `jacrev` on `two_layer(n, m)` for each `(n, m)`.
 
-    Both run on ``threads`` threads (one by default: on a shared machine, a second thread
+    Both run on `threads` threads (one by default: on a shared machine, a second thread
     mostly measures the neighbours).
     """
     timings = []
@@ -75,12 +75,12 @@ def jacobian_timings(
 
 
 def _fraction(value: float, _position=None) -> str:
-    """A tick label: ``4`` or ``1/4``, never ``2⁻²``."""
+    """A tick label: `4` or `1/4`, never `2⁻²`."""
     return f"{value:g}" if value >= 1 else f"1/{1 / value:g}"
 
 
 def plot_crossover(timings: Sequence[JacobianTiming]):
-    """``jacfwd`` time / ``jacrev`` time against n / m, both on log scales."""
+    """`jacfwd` time / `jacrev` time against n / m, both on log scales."""
     figure = new_figure(figsize=(WIDTH, 3.6), layout="constrained")
     ax = figure.subplots()
     shape_ratio = [t.n / t.m for t in timings]

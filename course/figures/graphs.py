@@ -1,4 +1,4 @@
-"""Draw computation graphs with matplotlib alone: torch's ``grad_fn`` graphs and your own.
+"""Draw computation graphs with matplotlib alone: torch's `grad_fn` graphs and your own.
 
 No graphviz: the pictures must render offline and on Binder without system packages.
 The layout is layered: the output at the top, each node one row below the lowest of the
@@ -18,7 +18,7 @@ from course.figures import MIN_FONT_PT
 
 
 def graph_nodes(root, children: Callable[[object], Iterable]) -> tuple[list, list[tuple]]:
-    """All nodes reachable from ``root`` (in discovery order) and the (input, output) edges.
+    """All nodes reachable from `root` (in discovery order) and the (input, output) edges.
 
     Iterative, so a graph deeper than Python's recursion limit is fine.
     """
@@ -35,7 +35,7 @@ def graph_nodes(root, children: Callable[[object], Iterable]) -> tuple[list, lis
 
 
 def layers(root, nodes: list, edges: list[tuple]) -> list[list]:
-    """Rows of nodes: row 0 holds ``root``, a node sits one row below its lowest user."""
+    """Rows of nodes: row 0 holds `root`, a node sits one row below its lowest user."""
     depth = {id(root): 0}
     users: dict[int, list] = {}
     for child, parent in edges:
@@ -74,11 +74,11 @@ def draw_graph(
     ax=None,
     title: str | None = None,
 ) -> Figure:
-    """Draw the graph below ``root`` and return the figure it is on.
+    """Draw the graph below `root` and return the figure it is on.
 
-    ``children(node)`` gives a node's inputs and ``label(node)`` its (multi-line) text.
-    With ``ax=None`` a new figure is made with :func:`new_figure`; otherwise the drawing
-    goes on ``ax``.
+    `children(node)` gives a node's inputs and `label(node)` its (multi-line) text.
+    With `ax=None` a new figure is made with :func:`new_figure`; otherwise the drawing
+    goes on `ax`.
     """
     nodes, edges = graph_nodes(root, children)
     rows = layers(root, nodes, edges)
@@ -147,12 +147,12 @@ def draw_graph(
 
 
 def torch_graph_children(fn) -> list:
-    """The ``grad_fn`` nodes that ``fn`` passes gradients to (``None`` entries dropped)."""
+    """The `grad_fn` nodes that `fn` passes gradients to (`None` entries dropped)."""
     return [next_fn for next_fn, _ in getattr(fn, "next_functions", ()) if next_fn is not None]
 
 
 def torch_graph_label(fn) -> str:
-    """A node's class name; for a leaf's ``AccumulateGrad``, also the leaf's shape."""
+    """A node's class name; for a leaf's `AccumulateGrad`, also the leaf's shape."""
     name = type(fn).__name__
     variable = getattr(fn, "variable", None)
     if variable is not None:
@@ -161,7 +161,7 @@ def torch_graph_label(fn) -> str:
 
 
 def draw_torch_graph(tensor, *, ax=None, title: str | None = None) -> Figure:
-    """Draw the backward graph recorded for ``tensor``, from its ``grad_fn`` down."""
+    """Draw the backward graph recorded for `tensor`, from its `grad_fn` down."""
     if tensor.grad_fn is None:
         raise ValueError(
             "this tensor has no grad_fn, so there is no graph to draw: it is a leaf, or it "
@@ -178,11 +178,11 @@ def draw_path_tree(
     ax=None,
     title: str | None = None,
 ) -> Figure:
-    """Draw the graph below ``root`` unfolded into its tree of paths: the chain rule's picture.
+    """Draw the graph below `root` unfolded into its tree of paths: the chain rule's picture.
 
-    Every path from ``root`` down to a node gets its own box, so a node reached by two
-    paths is drawn twice (the chain rule sums one product per path). ``label(path)``
-    receives the path as a tuple of nodes from ``root`` to the node. The number of paths
+    Every path from `root` down to a node gets its own box, so a node reached by two
+    paths is drawn twice (the chain rule sums one product per path). `label(path)`
+    receives the path as a tuple of nodes from `root` to the node. The number of paths
     can grow exponentially with depth: meant for small graphs.
     """
     return draw_graph(

@@ -1,8 +1,8 @@
 """Figures the notebooks share: digits, class probabilities, training curves, confusions.
 
 Each function draws one figure with pyplot and returns it. In a notebook, assign it
-(``fig = plot_digits(...)``): the inline backend shows it once at the end of the cell and
-closes it. Elsewhere, close it with ``plt.close(fig)``.
+(`fig = plot_digits(...)`): the inline backend shows it once at the end of the cell and
+closes it. Elsewhere, close it with `plt.close(fig)`.
 """
 
 import matplotlib.pyplot as plt
@@ -26,8 +26,8 @@ def _image(image) -> np.ndarray:
 def plot_digits(images, titles, ncols: int = 8, suptitle: str = ""):
     """A grid of digits, each with its title (its label, or its label and a guess).
 
-    At most ``ncols`` per row, fewer when the titles are long: the figure stays
-    ``WIDTH`` inches wide, so that its titles are legible on a phone.
+    At most `ncols` per row, fewer when the titles are long: the figure stays
+    `WIDTH` inches wide, so that its titles are legible on a phone.
     """
     if len(titles) != len(images):
         raise ValueError(
@@ -55,7 +55,7 @@ def plot_probabilities(images, probabilities, labels, suptitle: str = ""):
     """Each image beside a bar chart of its 10 class probabilities, one row per image.
 
     The bar of the true label is green; the network's guess (the tallest bar) is red when
-    it is wrong. ``probabilities`` has one row of 10 per image, each summing to 1.
+    it is wrong. `probabilities` has one row of 10 per image, each summing to 1.
     """
     probabilities = torch.as_tensor(probabilities).detach().cpu()
     labels = torch.as_tensor(labels).cpu()
@@ -95,8 +95,8 @@ ACCURACY_CURVES = (
 def plot_history(history: dict, suptitle: str = ""):
     """Training loss per step (top) and accuracy per epoch (below it).
 
-    ``history`` holds ``"loss"`` (one value per step), ``"train_accuracy"`` and
-    ``"val_accuracy"`` or ``"test_accuracy"`` or both (fractions, one per epoch).
+    `history` holds `"loss"` (one value per step), `"train_accuracy"` and
+    `"val_accuracy"` or `"test_accuracy"` or both (fractions, one per epoch).
     """
     loss = np.asarray(history["loss"], dtype=float)
     epochs = len(history["train_accuracy"])
@@ -147,7 +147,7 @@ def plot_confusion(matrix, title: str = "confusion matrix"):
 
 
 def _running_mean(values, window: int) -> np.ndarray:
-    """The mean of each ``window`` consecutive values (``len(values) - window + 1`` of them)."""
+    """The mean of each `window` consecutive values (`len(values) - window + 1` of them)."""
     values = np.asarray(values, dtype=float)
     return np.convolve(values, np.ones(window) / window, mode="valid")
 
@@ -155,7 +155,7 @@ def _running_mean(values, window: int) -> np.ndarray:
 def plot_loss_curves(curves: dict, window: int = 20, title: str = "training loss"):
     """Several runs' loss per step on one log-scale plot, each as a running mean.
 
-    ``curves`` maps a label to one loss per step. Every second curve is dashed, so that
+    `curves` maps a label to one loss per step. Every second curve is dashed, so that
     two runs that coincide both stay visible.
     """
     if window < 1:
@@ -178,7 +178,7 @@ def plot_loss_curves(curves: dict, window: int = 20, title: str = "training loss
 def plot_activation_scales(scales: dict, title: str = "activations through a deep network"):
     """The standard deviation of each layer's output, one line per initialisation.
 
-    ``scales`` maps a label to one standard deviation per layer (layer 1 first); the
+    `scales` maps a label to one standard deviation per layer (layer 1 first); the
     y axis is logarithmic, so a constant factor per layer is a straight line.
     """
     fig, ax = plt.subplots(figsize=(WIDTH, 3.8))

@@ -19,9 +19,9 @@ CMAP = plt.get_cmap("Set3")
 
 
 def element_offsets(t: torch.Tensor) -> torch.Tensor:
-    """The storage position (in elements) of every element of ``t``, shaped like ``t``.
+    """The storage position (in elements) of every element of `t`, shaped like `t`.
 
-    An ``arange`` over the storage, read through ``t``'s own shape, strides and storage
+    An `arange` over the storage, read through `t`'s own shape, strides and storage
     offset, holds at each index exactly the position that index reads.
     """
     size = t.untyped_storage().nbytes() // t.element_size()
@@ -29,14 +29,14 @@ def element_offsets(t: torch.Tensor) -> torch.Tensor:
 
 
 def _format(value: float) -> str:
-    """A short label: ``3`` for whole numbers, ``0.33`` otherwise."""
+    """A short label: `3` for whole numbers, `0.33` otherwise."""
     return f"{value:.0f}" if float(value).is_integer() else f"{value:.2f}"
 
 
 def _draw_grid(ax, values, colors, faded=None, notes=None, subtitle="", size=13):
-    """Draw a 2-D grid of labelled, coloured cells; ``faded`` cells are pale and dashed.
+    """Draw a 2-D grid of labelled, coloured cells; `faded` cells are pale and dashed.
 
-    ``notes``, when given, holds a small second label for each cell (its storage position).
+    `notes`, when given, holds a small second label for each cell (its storage position).
     """
     rows, cols = values.shape
     for i in range(rows):
@@ -71,7 +71,7 @@ def _draw_grid(ax, values, colors, faded=None, notes=None, subtitle="", size=13)
 def plot_storage_views(views: dict[str, torch.Tensor], title: str = ""):
     """One storage (top row) and each view of it as a grid, coloured by storage position.
 
-    ``views`` maps a label (e.g. ``"y = x.view(2, 3)"``) to a tensor of at most two
+    `views` maps a label (e.g. `"y = x.view(2, 3)"`) to a tensor of at most two
     dimensions; all must share one storage. A cell's colour is the storage position it
     reads, computed from the view's strides, so equal colours mean the same memory.
     """
@@ -118,9 +118,9 @@ def plot_storage_views(views: dict[str, torch.Tensor], title: str = ""):
 
 
 def plot_broadcast(a: torch.Tensor, b: torch.Tensor, result: torch.Tensor, symbol: str):
-    """``a``, ``b`` stretched to their broadcast shape, and ``result = a <symbol> b``.
+    """`a`, `b` stretched to their broadcast shape, and `result = a <symbol> b`.
 
-    Each operand is drawn as ``expand`` reads it: the cells it really holds are solid,
+    Each operand is drawn as `expand` reads it: the cells it really holds are solid,
     the repeats that broadcasting reads through a stride of 0 are pale and dashed.
     Tensors of one or two dimensions only.
     """

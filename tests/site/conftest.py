@@ -1,19 +1,17 @@
-"""Fixtures for the tests of the built site: the site, a local server, a real browser.
+"""Fixtures for the tests of the built site: the site, a local server, the page model.
 
-The browser is Debian's Chromium (``/usr/bin/chromium``, or ``COURSE_CHROMIUM``) driven
-by Playwright. Where it is missing the browser tests skip and say so, except in CI
-(``CI=true``), where they fail. Helpers that are not fixtures live in ``pages.py``.
+The browser (`browser`, one Chromium per test process) comes from `tests/conftest.py`,
+which the JupyterLab test shares. Helpers that are not fixtures live in `pages.py`.
 """
 
 import functools
 import http.server
-import os
 import threading
 from pathlib import Path
 
 import pytest
 
-from tests.site.pages import CHROMIUM, CHROMIUM_ARGS, SITE, Visits
+from tests.site.pages import SITE, Visits
 
 
 @pytest.fixture(scope="session")
@@ -41,23 +39,6 @@ def server(site):
     yield f"http://127.0.0.1:{httpd.server_address[1]}/"
     httpd.shutdown()
     httpd.server_close()
-
-
-@pytest.fixture(scope="session")
-def browser():
-    """One headless Chromium for the whole session."""
-    if not CHROMIUM.exists():
-        message = f"{CHROMIUM} not found: install Debian's chromium to run the browser tests"
-        if os.environ.get("CI") == "true":
-            pytest.fail(message)
-        # A learner's machine without Chromium: the site tests cannot run, say so and skip.
-        pytest.skip(message)
-    from playwright.sync_api import sync_playwright
-
-    with sync_playwright() as playwright:
-        chromium = playwright.chromium.launch(executable_path=str(CHROMIUM), args=CHROMIUM_ARGS)
-        yield chromium
-        chromium.close()
 
 
 @pytest.fixture(scope="session")
