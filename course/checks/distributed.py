@@ -73,6 +73,8 @@ def check_data_parallel_hooks(
             "fork" in multiprocessing.get_all_start_methods(),
             "this check forks two processes; this system cannot fork (run it on Linux or macOS)",
         )
+        # DDP reaches into torch._dynamo when it wraps a model: import it once here, so the
+        # forked ranks inherit it instead of each importing it during the timed run.
         import torch._dynamo
 
         try:
