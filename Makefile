@@ -8,7 +8,7 @@ STAMP := $(VENV)/.installed
 TEST_STAMP := $(VENV)/.installed-test
 # The notebooks are independent: tools/execute.py runs them in parallel into the cache
 # that the build then reads; pytest keeps each test file on one worker (one kernel per
-# notebook), except the slow independent tests named in tests/nbcollect.py's SPREAD.
+# notebook), and every test of the built site on one worker (tests/nbcollect.py).
 EXECUTE := $(BIN)/python tools/execute.py
 JB := $(BIN)/jupyter-book build . -W -n --keep-going
 PYTEST := $(BIN)/python -m pytest -n auto --dist loadfile

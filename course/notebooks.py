@@ -15,6 +15,9 @@ import jupytext
 from course import REPO_ROOT as ROOT
 
 ENGINE_TAG = "engine"
+ENGINE_SOURCE = ROOT / "solutions" / "engine.md"
+# In the repository a link to ENGINE_SOURCE; in a wheel (Colab), a copy of its text.
+ENGINE_PACKAGED = Path(__file__).with_name("engine_reference.md")
 
 
 def load_notebook_module(path: Path, tag: str, name: str) -> types.ModuleType:
@@ -36,4 +39,5 @@ def load_notebook_module(path: Path, tag: str, name: str) -> types.ModuleType:
 @functools.cache
 def engine() -> types.ModuleType:
     """The reference engine of Chapter 4: `Value`, `Tensor`, `MLP`, `SGD`, ..."""
-    return load_notebook_module(ROOT / "solutions" / "engine.md", ENGINE_TAG, "engine_reference")
+    path = ENGINE_SOURCE if ENGINE_SOURCE.is_file() else ENGINE_PACKAGED
+    return load_notebook_module(path, ENGINE_TAG, "engine_reference")

@@ -6,13 +6,22 @@ runs in the notebook's own folder, so relative paths such as ``../data`` work. E
 cell becomes one test item (``chapters/tensors.md::Cell 3``); a failing cell fails with
 its traceback.
 
+Where each notebook runs: as on Colab (``tests/colab.py``), in a folder outside the
+repository, after the install cell that the Colab notebook starts with
+(``tools/notebooks.py``) has installed `course` from a wheel of this repository. The
+build (``tools/execute.py``) has already run every notebook inside the repository, as a
+learner's clone does, and any error stops it; this second run is the one compared. The
+cells the Colab notebook adds are items of their own (``Colab: install course``, ``Colab:
+setup``), and a last item checks that the notebook left the repository alone.
+
 What each notebook is compared against:
 
 - If ``make book`` executed it (``_build/jupyter_execute/<dir>/<name>.ipynb``, the
-  notebook behind the published page) and its code is unchanged since, nbval runs it
-  again and compares every output with the published one, after ``tests/sanitize.cfg``
-  has masked memory addresses and timings. The page a reader sees is then exactly what
-  a learner's run prints. Cells tagged ``nbval-ignore-output`` are run, not compared.
+  notebook behind the published page) and its code is unchanged since, nbval compares
+  every output of this run with the published one, after ``tests/sanitize.cfg`` has
+  masked memory addresses and timings. The page a reader sees is then exactly what a
+  learner's run prints, on a clone or on Colab. Cells tagged ``nbval-ignore-output`` are
+  run, not compared.
 - Otherwise the converted notebook has no outputs to compare, and nbval checks that
   every cell runs without error; the ``assert`` cells carry the claims.
 
@@ -22,15 +31,19 @@ report "not done yet", since an exercise ships unsolved.
 """
 
 import os
+import tempfile
+from collections import defaultdict
 from pathlib import Path
 from unittest import mock
 
 import jupytext
 import nbformat
 import pytest
-from nbval.plugin import IPyNbFile
+from nbval.kernel import CURRENT_ENV_KERNEL_NAME, RunningKernel
+from nbval.plugin import IPyNbCell, IPyNbFile
 
 from course.book import execution_settings
+from tests import colab
 
 ROOT = Path(__file__).resolve().parent.parent
 BUILT = ROOT / "_build" / "jupyter_execute"
@@ -59,28 +72,45 @@ def pytest_collect_file(file_path, parent):
     return None
 
 
-# Tests that pytest-xdist may give to any free worker, one by one: independent and slow
-# (each runs one Colab notebook in a fresh folder). Named by node id, since the
-# scheduler, in the controlling process, sees node ids only.
-SPREAD = ("tests/test_colab.py::test_notebook_runs_outside_the_repository[",)
+# The tests of the built site share one browser and, per process, the pages it has loaded
+# (tests/site/pages.py): they stay on one worker, which loads each page once.
+SITE_TESTS = "tests/site/"
 
 
 @pytest.hookimpl(optionalhook=True)
 def pytest_xdist_make_scheduler(config, log):
-    """`--dist loadfile`, except that the tests named in `SPREAD` are shared out one by one.
+    """`--dist loadfile`, except that every test of the built site goes to one worker.
 
-    A file is the unit of work otherwise: a notebook's cells share one kernel and a site
-    test file shares one browser.
+    A file is the unit of work otherwise: a notebook's cells share one kernel.
     """
     if config.getvalue("dist") != "loadfile":
         return None
     from xdist.scheduler import LoadFileScheduling
 
-    class FilesAndSpreadTests(LoadFileScheduling):
+    class FilesAndSite(LoadFileScheduling):
         def _split_scope(self, nodeid: str) -> str:
-            return nodeid if nodeid.startswith(SPREAD) else super()._split_scope(nodeid)
+            return SITE_TESTS if nodeid.startswith(SITE_TESTS) else super()._split_scope(nodeid)
 
-    return FilesAndSpreadTests(config, log)
+    return FilesAndSite(config, log)
+
+
+_colab: colab.Colab | None = None
+
+
+def colab_stand_in() -> colab.Colab:
+    """This process's stand-in for Colab, started at its first notebook."""
+    global _colab
+    if _colab is None:
+        _colab = colab.start(Path(tempfile.mkdtemp(prefix="course-colab-")), with_mnist=True)
+    return _colab
+
+
+def pytest_unconfigure(config):
+    """Stop the stand-in for Colab and remove its folders."""
+    global _colab
+    if _colab is not None:
+        _colab.close()
+        _colab = None
 
 
 def code_sources(notebook) -> list[str]:
@@ -99,27 +129,57 @@ def notebook_to_run(source: Path):
 
 
 class MarkdownNotebook(IPyNbFile):
-    """nbval's notebook collector, with the course's check mode and output policy."""
+    """nbval's notebook collector, run as on Colab, with the course's check mode and
+    output policy."""
 
     def __init__(self, *args, notebook, check_mode: str, compare: bool, **kwargs):
         super().__init__(*args, **kwargs)
         self.notebook = notebook
         self.check_mode = check_mode
         self.compare_outputs = compare
+        self.page = f"{self.path.parent.name}/{self.path.stem}"
 
     def collect(self):
-        """nbval's collection, fed the converted notebook instead of reading a file."""
+        """The Colab notebook's cells: its install cell and the test's setup cell, then
+        nbval's items for the notebook's own cells (``Cell 0``, ...), then the last check.
+
+        The stand-in for Colab starts when the first item runs (``setup``), not here; the
+        added cells get their code from it then."""
+        from tools.notebooks import install_cell
+
         with mock.patch("nbval.plugin.nbformat.read", return_value=self.notebook):
-            return list(super().collect())
+            cells = list(super().collect())
+        sources = {
+            "Colab: install course": lambda _: install_cell().source,
+            "Colab: setup": colab.Colab.setup_source,
+            "Colab: the repository is untouched": colab.Colab.untouched_source,
+        }
+        self.added = {self.added_item(name): source for name, source in sources.items()}
+        install, setup, untouched = self.added
+        return [install, setup, *cells, untouched]
+
+    def added_item(self, name: str) -> IPyNbCell:
+        """An item for a cell the test adds: run, its outputs not compared."""
+        cell = nbformat.v4.new_code_cell("")
+        options = defaultdict(bool, check=False)
+        return IPyNbCell.from_parent(self, name=name, cell_num=-1, cell=cell, options=options)
 
     def setup(self):
-        """Start the kernel with COURSE_CHECKS set; the variable is not left behind."""
-        previous = os.environ.get("COURSE_CHECKS")
-        os.environ["COURSE_CHECKS"] = self.check_mode
+        """Start the kernel as Colab would: in a folder outside the repository, with the
+        stand-in's environment and COURSE_CHECKS set (os.environ is restored after)."""
+        stand_in = colab_stand_in()
+        for item, source in self.added.items():
+            item.cell.source = source(stand_in)
+        saved = dict(os.environ)
+        os.environ.clear()
+        os.environ.update(stand_in.kernel_env(self.check_mode))
         try:
-            super().setup()
+            self.kernel = RunningKernel(
+                CURRENT_ENV_KERNEL_NAME,
+                cwd=str(stand_in.folder(self.page)),
+                startup_timeout=self.config.option.nbval_kernel_startup_timeout,
+            )
         finally:
-            if previous is None:
-                del os.environ["COURSE_CHECKS"]
-            else:
-                os.environ["COURSE_CHECKS"] = previous
+            os.environ.clear()
+            os.environ.update(saved)
+        self.setup_sanitize_files()

@@ -5,7 +5,9 @@ The site is ``_build/html`` (``make book``), or the folder named by ``COURSE_SIT
 pages under test are those of the toc of the book the site was built from: the folder
 two levels above the site when it holds a ``_toc.yml``, else this repository.
 Screenshots land in ``screenshots/`` next to the site's ``html/`` folder, one per page,
-width (phone 390×844, desktop 1366×900) and colour scheme (light, dark).
+width (phone 390×844, desktop 1366×900) and colour scheme (light, dark): the first screen
+a reader sees, or with ``COURSE_SCREENSHOTS=full`` the whole page (a second or two more
+per page: the suite's slowest step, so not by default).
 """
 
 import json
@@ -21,6 +23,7 @@ ROOT = Path(__file__).resolve().parents[2]
 SITE = Path(os.environ.get("COURSE_SITE", ROOT / "_build" / "html")).resolve()
 BOOK = SITE.parent.parent if (SITE.parent.parent / "_toc.yml").is_file() else ROOT
 SCREENSHOTS = SITE.parent / "screenshots"
+FULL_PAGE_SCREENSHOTS = os.environ.get("COURSE_SCREENSHOTS") == "full"
 CHROMIUM = book.CHROMIUM
 CHROMIUM_ARGS = book.CHROMIUM_ARGS
 DESKTOP = {"width": 1366, "height": 900}
@@ -158,7 +161,7 @@ class Visits:
             visit.facts = tab.evaluate(FACTS_JS)
             SCREENSHOTS.mkdir(parents=True, exist_ok=True)
             shot = SCREENSHOTS / f"{page.replace('/', '-')}-{width}-{mode}.png"
-            tab.screenshot(path=shot, full_page=True)
+            tab.screenshot(path=shot, full_page=FULL_PAGE_SCREENSHOTS)
             if width == "desktop" and mode == "light":
                 visit.recording = False
                 visit.facts["axe"] = accessibility_violations(tab)
