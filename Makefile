@@ -35,9 +35,10 @@ exercises: $(STAMP) ## regenerate exercises/ from solutions/
 	$(BIN)/python tools/make_exercises.py
 
 # Timings (never in tests): prints a table, writes _build/bench/bench.json.
-# `make bench FULL=1` also times `make test`.
-bench: $(TEST_STAMP) ## timings into _build/bench/bench.json (FULL=1 also times make test)
-	$(BIN)/python tools/bench.py $(if $(FULL),--with-test)
+# `make bench FULL=1` also times a cold `make test`; ONLY=book (or mnist, engine, forward,
+# distributed) runs one section.
+bench: $(TEST_STAMP) ## timings into _build/bench/bench.json (FULL=1: also a cold make test; ONLY=section)
+	$(BIN)/python tools/bench.py $(if $(FULL),--with-test) $(if $(ONLY),--only $(ONLY))
 
 lint: $(TEST_STAMP) ## ruff, notebook headers and workflow lint only
 	$(BIN)/python -m pytest tests/test_lint.py

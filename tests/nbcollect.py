@@ -42,7 +42,7 @@ import pytest
 from nbval.kernel import CURRENT_ENV_KERNEL_NAME, RunningKernel
 from nbval.plugin import IPyNbCell, IPyNbFile
 
-from course.book import execution_settings
+from course.book import execution_settings, run_side_by_side
 from tests import colab
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -52,7 +52,10 @@ SANITIZER = ROOT / "tests" / "sanitize.cfg"
 
 
 def pytest_configure(config):
-    """Set nbval's options; --nbval itself stays off so stray .ipynb files are ignored."""
+    """Set nbval's options; --nbval itself stays off so stray .ipynb files are ignored.
+
+    Workers and kernels run side by side: their OpenMP threads wait passively."""
+    run_side_by_side()
     config.option.nbval_current_env = True
     config.option.nbval_sanitize_with = str(SANITIZER)
     config.option.nbval_cell_timeout = execution_settings()["timeout"]

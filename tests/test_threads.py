@@ -1,5 +1,7 @@
 """course.threads: torch and BLAS held to one thread count, and both restored."""
 
+import os
+
 import pytest
 import torch
 
@@ -26,3 +28,21 @@ def test_same_threads_restores_after_an_error():
 def test_same_threads_refuses_zero():
     with pytest.raises(ValueError, match="at least one thread"), same_threads(0):
         pass
+
+
+def test_side_by_side_runs_wait_passively_unless_told_otherwise(monkeypatch):
+    from course.book import SIDE_BY_SIDE_ENV, run_side_by_side
+
+    environ = {}
+    monkeypatch.setattr(os, "environ", environ)
+    run_side_by_side()
+    assert environ == SIDE_BY_SIDE_ENV == {"OMP_WAIT_POLICY": "PASSIVE"}
+    environ["OMP_WAIT_POLICY"] = "ACTIVE"
+    run_side_by_side()
+    assert environ == {"OMP_WAIT_POLICY": "ACTIVE"}
+
+
+def test_the_test_run_waits_passively():
+    """pytest (tests/nbcollect.py) set it before its workers and kernels started (to
+    PASSIVE, unless it was set already)."""
+    assert "OMP_WAIT_POLICY" in os.environ

@@ -51,7 +51,11 @@ def wall(command: list[str]) -> float:
 
 
 def bench_book(runs: int, with_test: bool) -> dict:
-    """Cold and warm `make book`, each notebook's execution time, optionally `make test`."""
+    """Cold and warm `make book`, each notebook's execution time, optionally `make test`.
+
+    `make test` is timed cold, as the issue tracker measures it: `.venv` present, every
+    output of the build (executed-notebook cache included) removed first.
+    """
     cold = ["_build/.jupyter_cache", "_build/.doctrees", "_build/html", "_build/jupyter_execute"]
     subprocess.run(["rm", "-rf", *cold], cwd=ROOT, check=True)
     results = {"cold make book (s)": stats([wall(["make", "book"])])}
@@ -64,7 +68,8 @@ def bench_book(runs: int, with_test: bool) -> dict:
         name = Path(record.uri).relative_to(ROOT)
         results[f"execute {name} (s)"] = stats([record.data["execution_seconds"]])
     if with_test:
-        results["make test (s)"] = stats([wall(["make", "test"])])
+        subprocess.run(["rm", "-rf", *cold, "_build/screenshots"], cwd=ROOT, check=True)
+        results["cold make test (s)"] = stats([wall(["make", "test"])])
     return results
 
 

@@ -23,7 +23,7 @@ import yaml
 from jupyter_cache import get_cache
 from jupyter_cache.executors import load_executor
 
-from course.book import ROOT, execution_settings, toc_pages
+from course.book import ROOT, execution_settings, run_side_by_side, toc_pages
 
 CACHE = ROOT / "_build" / ".jupyter_cache"
 MYST_READER = {"name": "myst_nb_md", "type": "plugin"}
@@ -50,6 +50,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--serial", action="store_true", help="one notebook at a time")
     args = parser.parse_args(argv)
     settings = execution_settings()
+    if not args.serial:
+        run_side_by_side()
     cache = get_cache(CACHE)
     for path in book_notebooks():
         cache.add_nb_to_project(str(path), read_data=MYST_READER)
