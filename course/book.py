@@ -71,11 +71,13 @@ CHROMIUM_ARGS = [
 
 
 # `make test` runs notebooks side by side (tools/execute.py, pytest-xdist), so there are
-# more busy threads than cores. By default OpenMP's threads (torch's pool) spin while
-# they wait for work, on cores that the other notebooks need: with two notebooks on two
-# cores, the check that trains one epoch took 9 s in each instead of 2 s. Waiting
-# passively changes no result, only who gets the cores.
-SIDE_BY_SIDE_ENV = {"OMP_WAIT_POLICY": "PASSIVE"}
+# more busy threads than cores. By default the threads of torch's pool (OpenMP) and of
+# NumPy's BLAS (OpenBLAS) spin while they wait for work, on cores that the other
+# notebooks need. Measured on 2 cores: with two notebooks side by side, the check that
+# trains one epoch took 9 s in each instead of 2 s; the mini-autograd's training beside
+# one busy process took 2.8 s instead of 1.5 s. Waiting passively (OpenMP) and spinning
+# 2^4 cycles at most (OpenBLAS) changes no result, only who gets the cores.
+SIDE_BY_SIDE_ENV = {"OMP_WAIT_POLICY": "PASSIVE", "OPENBLAS_THREAD_TIMEOUT": "4"}
 
 
 def run_side_by_side() -> None:

@@ -1,8 +1,7 @@
 """A pytest plugin: every MyST notebook in chapters/, exercises/ and solutions/ is a test.
 
 nbval only collects ``.ipynb`` files, and the course commits none, so each ``.md``
-notebook is converted in memory with jupytext and handed to nbval's collector. The kernel
-runs in the notebook's own folder, so relative paths such as ``../data`` work. Each code
+notebook is converted in memory with jupytext and handed to nbval's collector. Each code
 cell becomes one test item (``chapters/tensors.md::Cell 3``); a failing cell fails with
 its traceback.
 
@@ -12,7 +11,9 @@ repository, after the install cell that the Colab notebook starts with
 build (``tools/execute.py``) has already run every notebook inside the repository, as a
 learner's clone does, and any error stops it; this second run is the one compared. The
 cells the Colab notebook adds are items of their own (``Colab: install course``, ``Colab:
-setup``), and a last item checks that the notebook left the repository alone.
+setup``), and a last item checks that the notebook left the repository alone. The
+kernel's folder is named like the notebook's (``work/chapters``), next to a copy of
+MNIST in ``work/data``, so ``../data`` means what it means in the repository.
 
 What each notebook is compared against:
 

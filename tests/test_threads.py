@@ -36,13 +36,14 @@ def test_side_by_side_runs_wait_passively_unless_told_otherwise(monkeypatch):
     environ = {}
     monkeypatch.setattr(os, "environ", environ)
     run_side_by_side()
-    assert environ == SIDE_BY_SIDE_ENV == {"OMP_WAIT_POLICY": "PASSIVE"}
+    expected = {"OMP_WAIT_POLICY": "PASSIVE", "OPENBLAS_THREAD_TIMEOUT": "4"}
+    assert environ == SIDE_BY_SIDE_ENV == expected
     environ["OMP_WAIT_POLICY"] = "ACTIVE"
     run_side_by_side()
-    assert environ == {"OMP_WAIT_POLICY": "ACTIVE"}
+    assert environ == expected | {"OMP_WAIT_POLICY": "ACTIVE"}
 
 
 def test_the_test_run_waits_passively():
     """pytest (tests/nbcollect.py) set it before its workers and kernels started (to
     PASSIVE, unless it was set already)."""
-    assert "OMP_WAIT_POLICY" in os.environ
+    assert {"OMP_WAIT_POLICY", "OPENBLAS_THREAD_TIMEOUT"} <= set(os.environ)
