@@ -5,7 +5,12 @@ book has, in reading order, so that a page added to (or nested in) the toc is se
 every one of them.
 """
 
+import functools
+import http.server
 import os
+import threading
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 
 import yaml
@@ -85,3 +90,23 @@ def run_side_by_side() -> None:
     (a value already set is kept)."""
     for name, value in SIDE_BY_SIDE_ENV.items():
         os.environ.setdefault(name, value)
+
+
+class _QuietHandler(http.server.SimpleHTTPRequestHandler):
+    def log_message(self, format, *args):
+        """Serve quietly: no line per request."""
+
+
+@contextmanager
+def serve(folder: Path) -> Iterator[str]:
+    """Serve `folder` on 127.0.0.1 (a free port) in a thread; yields its base URL.
+
+    The site tests, `tools/pdf.py` and the Colab stand-in's MNIST mirror use it."""
+    handler = functools.partial(_QuietHandler, directory=str(folder))
+    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), handler)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    try:
+        yield f"http://127.0.0.1:{server.server_address[1]}/"
+    finally:
+        server.shutdown()
+        server.server_close()

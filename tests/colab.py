@@ -17,19 +17,17 @@ and its first cell (tools/notebooks.py) installs `course` with pip. Here:
 Nothing here touches the network: pip runs with ``PIP_NO_INDEX``.
 """
 
-import functools
+import contextlib
 import gzip
 import hashlib
-import http.server
 import os
 import shutil
 import subprocess
 import sys
-import threading
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from course.book import ROOT
+from course.book import ROOT, serve
 from course.data import DATA_ROOT, MNIST_FILES
 
 
@@ -52,11 +50,6 @@ def build_wheel(out: Path) -> Path:
     return wheel
 
 
-class QuietHandler(http.server.SimpleHTTPRequestHandler):
-    def log_message(self, format, *args):
-        """Serve quietly: no line per request."""
-
-
 @dataclass
 class Colab:
     """The folders, environment and MNIST mirror of one stand-in for Colab."""
@@ -68,7 +61,7 @@ class Colab:
     env: dict[str, str]
     mirror: str
     resources: list[tuple[str, str]]
-    _server: http.server.ThreadingHTTPServer = field(repr=False)
+    _mirror: contextlib.ExitStack = field(repr=False)
 
     def kernel_env(self, checks: str | None) -> dict[str, str]:
         """The environment a notebook's kernel starts with, `COURSE_CHECKS` set to `checks`."""
@@ -108,8 +101,7 @@ class Colab:
 
     def close(self) -> None:
         """Stop the mirror and remove every folder."""
-        self._server.shutdown()
-        self._server.server_close()
+        self._mirror.close()
         shutil.rmtree(self.base, ignore_errors=True)
 
 
@@ -130,9 +122,8 @@ def start(base: Path, *, with_mnist: bool) -> Colab:
         data = gzip.compress(raw, compresslevel=1, mtime=0)
         (mirror / f"{name}.gz").write_bytes(data)
         resources.append((f"{name}.gz", hashlib.md5(data).hexdigest()))
-    handler = functools.partial(QuietHandler, directory=str(mirror))
-    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), handler)
-    threading.Thread(target=server.serve_forever, daemon=True).start()
+    serving = contextlib.ExitStack()
+    mirror_url = serving.enter_context(serve(mirror))
     site = base / "site"
     site.mkdir()
     work = base / "work"
@@ -156,7 +147,7 @@ def start(base: Path, *, with_mnist: bool) -> Colab:
         site=site,
         work=work,
         env=env,
-        mirror=f"http://127.0.0.1:{server.server_address[1]}/",
+        mirror=mirror_url,
         resources=resources,
-        _server=server,
+        _mirror=serving,
     )

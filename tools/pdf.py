@@ -19,15 +19,12 @@ image does not load.
 """
 
 import argparse
-import functools
-import http.server
 import sys
 import tempfile
-import threading
 from pathlib import Path
 from urllib.parse import urlsplit
 
-from course.book import CHROMIUM, CHROMIUM_ARGS, ROOT, toc_pages
+from course.book import CHROMIUM, CHROMIUM_ARGS, ROOT, serve, toc_pages
 
 PDF_NAME = "executable-pytorch.pdf"
 
@@ -60,12 +57,6 @@ h1, h2, h3 { break-after: avoid; }
 """
 
 
-class QuietHandler(http.server.SimpleHTTPRequestHandler):
-    def log_message(self, format, *args):
-        """Serve quietly: no line per request."""
-        pass
-
-
 def print_pages(site: Path, pages: list[str], folder: Path) -> list[tuple[str, Path, int]]:
     """Print each page of ``site`` to its own PDF in ``folder``.
 
@@ -73,46 +64,39 @@ def print_pages(site: Path, pages: list[str], folder: Path) -> list[tuple[str, P
     """
     from playwright.sync_api import sync_playwright
 
-    handler = functools.partial(QuietHandler, directory=str(site))
-    httpd = http.server.ThreadingHTTPServer(("127.0.0.1", 0), handler)
-    threading.Thread(target=httpd.serve_forever, daemon=True).start()
-    host = f"127.0.0.1:{httpd.server_address[1]}"
     printed = []
-    try:
-        with sync_playwright() as playwright:
-            browser = playwright.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
-            context = browser.new_context(color_scheme="light")
-            context.route(
-                "**/*",
-                lambda route: (
-                    route.continue_()
-                    if urlsplit(route.request.url).netloc == host
-                    else route.abort("blockedbyclient")
-                ),
+    with serve(site) as base_url, sync_playwright() as playwright:
+        host = urlsplit(base_url).netloc
+        browser = playwright.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
+        context = browser.new_context(color_scheme="light")
+        context.route(
+            "**/*",
+            lambda route: (
+                route.continue_()
+                if urlsplit(route.request.url).netloc == host
+                else route.abort("blockedbyclient")
+            ),
+        )
+        tab = context.new_page()
+        for number, page in enumerate(pages):
+            tab.goto(f"http://{host}/{page}.html", wait_until="load")
+            tab.add_style_tag(content=PRINT_CSS)
+            facts = tab.evaluate(READY_JS)
+            if facts["math_errors"]:
+                sys.exit(f"{page}: MathJax could not typeset: {facts['math_errors'][:5]}")
+            if facts["broken_images"]:
+                sys.exit(f"{page}: images that did not load: {facts['broken_images'][:5]}")
+            tab.emulate_media(media="print")
+            path = folder / f"{number:03d}.pdf"
+            tab.pdf(
+                path=str(path),
+                format="A4",
+                print_background=True,
+                margin={"top": "16mm", "bottom": "16mm", "left": "14mm", "right": "14mm"},
             )
-            tab = context.new_page()
-            for number, page in enumerate(pages):
-                tab.goto(f"http://{host}/{page}.html", wait_until="load")
-                tab.add_style_tag(content=PRINT_CSS)
-                facts = tab.evaluate(READY_JS)
-                if facts["math_errors"]:
-                    sys.exit(f"{page}: MathJax could not typeset: {facts['math_errors'][:5]}")
-                if facts["broken_images"]:
-                    sys.exit(f"{page}: images that did not load: {facts['broken_images'][:5]}")
-                tab.emulate_media(media="print")
-                path = folder / f"{number:03d}.pdf"
-                tab.pdf(
-                    path=str(path),
-                    format="A4",
-                    print_background=True,
-                    margin={"top": "16mm", "bottom": "16mm", "left": "14mm", "right": "14mm"},
-                )
-                title = tab.locator("article h1").first.inner_text().strip().rstrip("#")
-                printed.append((title, path, facts["math"]))
-            browser.close()
-    finally:
-        httpd.shutdown()
-        httpd.server_close()
+            title = tab.locator("article h1").first.inner_text().strip().rstrip("#")
+            printed.append((title, path, facts["math"]))
+        browser.close()
     return printed
 
 

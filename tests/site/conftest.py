@@ -4,13 +4,11 @@ The browser (`browser`, one Chromium per test process) comes from `tests/conftes
 which the JupyterLab test shares. Helpers that are not fixtures live in `pages.py`.
 """
 
-import functools
-import http.server
-import threading
 from pathlib import Path
 
 import pytest
 
+from course.book import serve
 from tests.site.pages import SITE, Visits
 
 
@@ -22,23 +20,11 @@ def site() -> Path:
     return SITE
 
 
-class QuietHandler(http.server.SimpleHTTPRequestHandler):
-    """Serves files without logging each request to stderr."""
-
-    def log_message(self, format, *args):
-        pass
-
-
 @pytest.fixture(scope="session")
 def server(site):
     """The site served on 127.0.0.1 on a free port, in a thread; yields its base URL."""
-    handler = functools.partial(QuietHandler, directory=str(site))
-    httpd = http.server.ThreadingHTTPServer(("127.0.0.1", 0), handler)
-    thread = threading.Thread(target=httpd.serve_forever, daemon=True)
-    thread.start()
-    yield f"http://127.0.0.1:{httpd.server_address[1]}/"
-    httpd.shutdown()
-    httpd.server_close()
+    with serve(site) as base_url:
+        yield base_url
 
 
 @pytest.fixture(scope="session")
