@@ -2,7 +2,9 @@
 
 The site tests, the lint tests and `tools/pdf.py` all ask this module which pages the
 book has, in reading order, so that a page added to (or nested in) the toc is seen by
-every one of them.
+every one of them. It also holds what building and testing the book share: the
+execution settings, the browser, the environment of notebooks run side by side, and a
+local server for the built site.
 """
 
 import functools

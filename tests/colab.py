@@ -10,9 +10,10 @@ and its first cell (tools/notebooks.py) installs `course` with pip. Here:
   the first cell takes its Colab branch;
 - the notebooks run in ``work/<folder>``, outside the repository;
 - MNIST is served gzipped on 127.0.0.1, as torchvision's mirrors serve it, for the test
-  of the download path (tests/test_colab.py). The notebook runs find a copy where
-  `course` looks for one (next to the installed package), so their outputs are those of
-  the published pages.
+  of the download path (tests/test_colab.py). For the notebook runs a copy already sits
+  where the notebooks look (``work/data``, the ``../data`` of their folder, and
+  ``data/`` next to the installed package), so nothing is downloaded and their outputs
+  are those of the published pages.
 
 Nothing here touches the network: pip runs with ``PIP_NO_INDEX``.
 """
@@ -61,7 +62,7 @@ class Colab:
     env: dict[str, str]
     mirror: str
     resources: list[tuple[str, str]]
-    _mirror: contextlib.ExitStack = field(repr=False)
+    _serving: contextlib.ExitStack = field(repr=False)
 
     def kernel_env(self, checks: str | None) -> dict[str, str]:
         """The environment a notebook's kernel starts with, `COURSE_CHECKS` set to `checks`."""
@@ -101,7 +102,7 @@ class Colab:
 
     def close(self) -> None:
         """Stop the mirror and remove every folder."""
-        self._mirror.close()
+        self._serving.close()
         shutil.rmtree(self.base, ignore_errors=True)
 
 
@@ -149,5 +150,5 @@ def start(base: Path, *, with_mnist: bool) -> Colab:
         env=env,
         mirror=mirror_url,
         resources=resources,
-        _mirror=serving,
+        _serving=serving,
     )

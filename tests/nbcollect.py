@@ -55,7 +55,8 @@ SANITIZER = ROOT / "tests" / "sanitize.cfg"
 def pytest_configure(config):
     """Set nbval's options; --nbval itself stays off so stray .ipynb files are ignored.
 
-    Workers and kernels run side by side: their OpenMP threads wait passively."""
+    Workers and kernels run side by side: their thread pools wait passively
+    (`course.book.SIDE_BY_SIDE_ENV`)."""
     run_side_by_side()
     config.option.nbval_current_env = True
     config.option.nbval_sanitize_with = str(SANITIZER)
