@@ -21,11 +21,16 @@
 - sphinx-exercise titles an unnumbered exercise "Exercise (1.1 — Predict the shape)"
   and its solution "Solution to Exercise (1.1 — ...)": the brackets go, so that they
   read "Exercise 1.1 — Predict the shape".
+- sphinx-exercise gives every exercise's body one id, and every solution's body another;
+  those ids become classes, so that each id on a page is unique.
+- A page whose notebook was executed again (a module of ``course`` it imports
+  changed) is read again, though its source is unchanged.
 - An image in a cell's output has no alt text unless its cell says so (``mystnb: image:
   alt:``), and the HTML writer then falls back to the file name. Such an image gets its
   figure's caption as alt text, or failing that a sentence naming where it comes from.
 """
 
+import json
 import re
 from pathlib import Path
 
@@ -34,6 +39,8 @@ from docutils import nodes
 from jupyter_cache import get_cache
 from sphinx import addnodes
 from sphinx.transforms.post_transforms import SphinxPostTransform
+
+from course.book import EXECUTION_RECORD
 
 MATHJAX_DIR = "mathjax/"
 TEMPLATES = Path(__file__).resolve().parent / "templates"
@@ -182,21 +189,64 @@ class ExerciseTitlesWithoutBrackets(SphinxPostTransform):
             closing.parent.remove(closing)
 
 
+def newest_change(folder: Path) -> float:
+    """The latest modification time of a file under `folder` (0 if it holds none)."""
+    return max((f.stat().st_mtime for f in folder.rglob("*") if f.is_file()), default=0.0)
+
+
 def rebuild_when_assets_change(app, env, added, changed, removed):
-    """Re-read the front page when a file under `_static` or `_ext` has changed.
+    """Re-read the front page when a file under `_static` has changed, every page when
+    a file under `_ext` has.
 
     With no page out of date Sphinx stops before copying `_static`: an edited stylesheet
     would not reach the site until some page changed. One page read again (its notebook
-    comes from the cache) lets the build finish and copy the assets.
+    comes from the cache) lets the build finish and copy the assets. An extension (this
+    file, the templates) shapes every page, so all are read and written again.
     """
-    folders = [Path(app.srcdir, "_static"), Path(app.srcdir, "_ext")]
-    newest = max(
-        (f.stat().st_mtime for folder in folders for f in folder.rglob("*") if f.is_file()),
-        default=0.0,
+    static, ext = (
+        newest_change(Path(app.srcdir, "_static")),
+        newest_change(Path(app.srcdir, "_ext")),
     )
-    seen = getattr(env, "course_assets_mtime", 0.0)
-    env.course_assets_mtime = newest
-    return [app.config.root_doc] if newest > seen else []
+    seen_static = getattr(env, "course_assets_mtime", 0.0)
+    seen_ext = getattr(env, "course_ext_mtime", 0.0)
+    env.course_assets_mtime, env.course_ext_mtime = static, ext
+    if ext > seen_ext:
+        return sorted(env.found_docs)
+    return [app.config.root_doc] if static > seen_static else []
+
+
+def reread_pages_executed_since(app, env, added, changed, removed):
+    """Re-read the pages whose notebook `tools/execute.py` ran again after Sphinx read them.
+
+    Sphinx reads a page again when its source changes. A notebook is also run again when a
+    module of `course` it imports, or a file it reads, has changed: same source, new
+    outputs, which would otherwise never reach the page.
+    """
+    record = Path(env.mystnb_config.execution_cache_path, EXECUTION_RECORD)
+    try:
+        executed = json.loads(record.read_text())
+    except (OSError, ValueError):
+        return []
+    pages = []
+    for notebook, entry in executed.items():
+        page = str(Path(notebook).with_suffix("").as_posix())
+        if page in env.all_docs and entry.get("executed", 0) > env.all_docs[page]:
+            pages.append(page)
+    return pages
+
+
+SHARED_IDS = ("exercise-content", "solution-content")
+
+
+def unique_exercise_ids(app, doctree, docname):
+    """sphinx-exercise gives the body of every exercise the id "exercise-content" and of
+    every solution "solution-content": one id on many elements of a page. Nothing links
+    to them, so each becomes a class instead."""
+    for section in doctree.findall(nodes.section):
+        for shared in SHARED_IDS:
+            if shared in section["ids"]:
+                section["ids"].remove(shared)
+                section["classes"].append(shared)
 
 
 def setup(app):
@@ -205,11 +255,13 @@ def setup(app):
     app.connect("doctree-read", index_section_titles)
     app.connect("env-purge-doc", forget_title_index)
     app.connect("env-get-outdated", rebuild_when_assets_change)
+    app.connect("env-get-outdated", reread_pages_executed_since)
     app.connect("html-collect-pages", keep_title_index_in_search)
     app.connect("config-inited", keep_mathjax_off_pages_without_math)
     app.connect("config-inited", use_course_templates)
     app.connect("doctree-read", write_executed_notebook)
     app.connect("doctree-resolved", give_output_images_alt_text)
+    app.connect("doctree-resolved", unique_exercise_ids)
     # early: Sphinx stops calling handlers of this event at the first that returns a value
     app.connect("html-page-context", drop_duplicate_scripts, priority=100)
     return {"parallel_read_safe": True, "parallel_write_safe": True}

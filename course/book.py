@@ -18,6 +18,9 @@ from pathlib import Path
 import yaml
 
 ROOT = Path(__file__).resolve().parent.parent
+EXECUTION_RECORD = "notebook-dependencies.json"
+"""The file, in the notebook cache, where `tools/execute.py` records for each notebook what
+its outputs came from and when it ran; `_ext/course_site.py` reads the times."""
 
 
 def toc_pages(book: Path = ROOT) -> list[str]:

@@ -1,6 +1,7 @@
 """_ext/course_site.py: the search index keeps every page's title words across builds."""
 
 import importlib.util
+import json
 from types import SimpleNamespace
 
 from course.book import ROOT
@@ -42,7 +43,7 @@ def test_an_edited_stylesheet_makes_the_build_copy_the_assets(tmp_path):
     css = tmp_path / "_static" / "course.css"
     css.write_text("a {}")
     app = SimpleNamespace(srcdir=str(tmp_path), config=SimpleNamespace(root_doc="intro"))
-    env = SimpleNamespace()
+    env = SimpleNamespace(found_docs={"intro", "chapters/a"})
     assert course_site.rebuild_when_assets_change(app, env, set(), set(), set()) == ["intro"]
     assert course_site.rebuild_when_assets_change(app, env, set(), set(), set()) == [], (
         "nothing changed since the last build, yet a page is read again"
@@ -55,3 +56,34 @@ def test_an_edited_stylesheet_makes_the_build_copy_the_assets(tmp_path):
     assert course_site.rebuild_when_assets_change(app, env, set(), set(), set()) == ["intro"], (
         "an edited stylesheet does not make the build copy _static again"
     )
+    extension = tmp_path / "_ext" / "course_site.py"
+    extension.write_text("# shapes every page")
+    os.utime(extension, (later + 10, later + 10))
+    assert course_site.rebuild_when_assets_change(app, env, set(), set(), set()) == [
+        "chapters/a",
+        "intro",
+    ], "an edited extension must reach every page"
+    assert course_site.rebuild_when_assets_change(app, env, set(), set(), set()) == []
+
+
+def test_a_page_executed_again_after_sphinx_read_it_is_read_again(tmp_path, monkeypatch):
+    """tools/execute.py runs a notebook again when a module it imports changed; its source
+    did not change, so only this handler makes Sphinx read the new outputs."""
+    from tools import execute
+
+    monkeypatch.setattr(execute, "ROOT", tmp_path)
+    result = SimpleNamespace(succeeded=[str(tmp_path / "chapters/a.md")], errored=[])
+    earlier = {"chapters/b.md": {"files": {}, "executed": 5}}
+    hashes = {"chapters/a.md": {}, "chapters/b.md": {}}
+    record = execute.execution_record(earlier, hashes, result)
+    (tmp_path / execute.EXECUTION_RECORD).write_text(json.dumps(record))
+    read_at = record["chapters/a.md"]["executed"] - 1  # read just before the new run
+    env = SimpleNamespace(
+        mystnb_config=SimpleNamespace(execution_cache_path=str(tmp_path)),
+        all_docs={"chapters/a": read_at, "chapters/b": read_at, "intro": 0},
+    )
+    assert course_site.reread_pages_executed_since(None, env, set(), set(), set()) == ["chapters/a"]
+    env.all_docs["chapters/a"] = read_at + 2  # read after it ran
+    assert course_site.reread_pages_executed_since(None, env, set(), set(), set()) == []
+    (tmp_path / execute.EXECUTION_RECORD).write_text("{broken")
+    assert course_site.reread_pages_executed_since(None, env, set(), set(), set()) == []

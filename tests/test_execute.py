@@ -2,6 +2,8 @@
 
 import json
 import os
+import re
+from pathlib import Path
 
 from tools import execute
 
@@ -26,3 +28,124 @@ def test_a_changed_notebook_or_setting_means_running_again(tmp_path, monkeypatch
 
 def test_the_record_lives_in_the_cache_that_make_clean_cache_removes():
     assert execute.STAMP.parent == execute.CACHE
+
+
+READING = re.compile(r"read_text|read_bytes|\bopen\(|jupytext\.read|safe_load|torch\.load|np\.load")
+
+
+def test_every_notebook_or_module_that_reads_files_says_what_it_reads():
+    """A notebook or course module that reads files needs an entry in READS (maybe empty,
+    when it reads only data/ or what it wrote): otherwise an edit of what it reads would
+    leave cached outputs stale."""
+    sources = [*execute.book_notebooks(), *sorted((execute.ROOT / "course").rglob("*.py"))]
+    readers = [
+        path.relative_to(execute.ROOT).as_posix()
+        for path in sources
+        if READING.search(
+            "\n".join(execute.notebook_code(path))
+            if path.suffix == ".md"
+            else path.read_text(encoding="utf-8")
+        )
+    ]
+    missing = [reader for reader in readers if reader not in execute.READS]
+    assert not missing, f"read files but have no entry in tools/execute.py's READS: {missing}"
+    stale = [entry for entry in execute.READS if entry not in readers]
+    assert not stale, f"READS lists what reads no file (any more): {stale}"
+
+
+def test_what_the_book_s_notebooks_depend_on():
+    def deps(page):
+        return {
+            f.relative_to(execute.ROOT).as_posix()
+            for f in execute.dependencies(execute.ROOT / page)
+        }
+
+    forward = deps("solutions/forward.md")
+    assert {
+        "course/__init__.py",
+        "course/checks/__init__.py",
+        "course/checks/forward.py",
+    } <= forward
+    assert "solutions/engine.md" in forward  # through course.notebooks, which reads it
+    assert "course/checks/tensors.py" not in forward
+    intro = deps("intro.md")
+    assert {"_toc.yml", "chapters/tensors.md", "solutions/engine.md"} <= intro  # it reads them
+
+
+def make_package(root: Path) -> None:
+    (root / "course" / "sub").mkdir(parents=True)
+    (root / "course" / "__init__.py").write_text("")
+    (root / "course" / "sub" / "__init__.py").write_text("")
+    (root / "course" / "sub" / "a.py").write_text(
+        "import numpy\n\ndef f():\n    from course import b  # imported late, still counted\n"
+    )
+    (root / "course" / "b.py").write_text("from course.sub.a import f as g\n")
+    (root / "course" / "unused.py").write_text("")
+
+
+def test_dependencies_follow_imports_through_the_package(tmp_path, monkeypatch):
+    monkeypatch.setattr(execute, "ROOT", tmp_path)
+    execute.module_imports.cache_clear()
+    make_package(tmp_path)
+    notebook = tmp_path / "page.md"
+    notebook.write_text(
+        "Prose: import course.unused is not code.\n\n"
+        "```{code-cell} ipython3\n:tags: [remove-cell]\n%matplotlib inline\n"
+        "from course.sub import (\n    a,\n)\n```\n"
+    )
+    found = {f.relative_to(tmp_path).as_posix() for f in execute.dependencies(notebook)}
+    expected = {"course/__init__.py", "course/sub/__init__.py", "course/sub/a.py", "course/b.py"}
+    assert found == expected
+    monkeypatch.setitem(execute.READS, "course/b.py", ("notes/*.txt",))
+    (tmp_path / "notes").mkdir()
+    (tmp_path / "notes" / "n.txt").write_text("read by b")
+    assert "notes/n.txt" in {
+        f.relative_to(tmp_path).as_posix() for f in execute.dependencies(notebook)
+    }
+    execute.module_imports.cache_clear()
+
+
+def test_changed_files():
+    assert execute.changed_files(None, {"a": "1", "b": "2"}) == ["a", "b"]
+    assert execute.changed_files({"a": "1", "b": "2"}, {"a": "1", "b": "2"}) == []
+    assert execute.changed_files({"a": "1", "c": "3"}, {"a": "9", "b": "2"}) == ["a", "b", "c"]
+
+
+def cached_output(page: Path) -> str:
+    from jupyter_cache import get_cache
+
+    cache = get_cache(execute.CACHE)
+    record = cache.get_cached_project_nb(str(page))
+    assert record is not None, f"{page} is not in the cache"
+    cells = cache.get_cache_bundle(record.pk).nb.cells
+    return "".join(o.get("text", "") for cell in cells for o in cell.get("outputs", []))
+
+
+def test_a_notebook_runs_again_when_a_file_it_reads_changes(tmp_path, monkeypatch, capsys):
+    """End to end, with jupyter-cache and a kernel: the page's code is unchanged, the file it
+    reads is not, so its cached output must not survive."""
+    monkeypatch.setattr(execute, "ROOT", tmp_path)
+    monkeypatch.setattr(execute, "CACHE", tmp_path / "cache")
+    monkeypatch.setattr(execute, "STAMP", tmp_path / "cache" / "executed-notebooks.json")
+    monkeypatch.setattr(execute, "DEPENDENCIES", tmp_path / "cache" / "deps.json")
+    monkeypatch.setattr(execute, "run_side_by_side", lambda: None)
+    page = tmp_path / "page.md"
+    page.write_text(
+        "---\njupytext:\n  text_representation:\n    extension: .md\n    format_name: myst\n"
+        "kernelspec:\n  display_name: Python 3\n  language: python\n  name: python3\n---\n\n"
+        "```{code-cell} ipython3\nfrom pathlib import Path\n"
+        "print(Path('fact.txt').read_text())\n```\n"
+    )
+    fact = tmp_path / "fact.txt"
+    fact.write_text("first version")
+    monkeypatch.setattr(execute, "book_notebooks", lambda: [page])
+    monkeypatch.setattr(execute, "execution_settings", lambda: {"timeout": 60})
+    monkeypatch.setitem(execute.READS, "page.md", ("fact.txt",))
+    assert execute.main(["--serial"]) == 0
+    assert "first version" in cached_output(page)
+    assert execute.main(["--serial"]) == 0
+    assert "unchanged since they were executed" in capsys.readouterr().out
+    fact.write_text("second version")
+    assert execute.main(["--serial"]) == 0
+    assert "page.md: run again, changed since: fact.txt" in capsys.readouterr().out
+    assert "second version" in cached_output(page)

@@ -13,25 +13,59 @@ Notebooks run in their own folder (relative paths such as `../data` work), with 
 per-cell timeout of `_config.yml`, so the outputs are those the build would produce.
 A notebook that fails is reported with its cell and traceback, and the tool exits 1.
 
+jupyter-cache knows a notebook by its code alone, so a change to the `course` package, or
+to a file a notebook reads (the front page reads every chapter), would leave its cached
+outputs stale. So the tool also records, for each notebook in the cache, a hash of every
+file its run depends on (`dependencies`: the modules of `course` it imports, directly or
+not, and the files in `READS`); a notebook one of whose files changed is run again, and
+the tool says which file it was.
+
 After a run in which every notebook succeeded, the tool records each notebook's size and
-modification time (`executed-notebooks.json`, inside the cache, so `make clean-cache`
-removes it too). When nothing has changed since, it stops at once, without loading
-jupyter-cache (whose imports alone take about 3 s): a warm `make book` is then the build
-alone. Were the cache changed by other means, the build still executes what it lacks.
+modification time and those hashes (`executed-notebooks.json`, inside the cache, so
+`make clean-cache` removes it too). When nothing has changed since, it stops at once,
+without loading jupyter-cache (whose imports alone take about 3 s): a warm `make book` is
+then the build alone. Were the cache changed by other means, the build still executes
+what it lacks.
 """
 
 import argparse
+import ast
+import functools
+import hashlib
 import json
 import logging
+import re
 import sys
+import time
 from pathlib import Path
 
 import yaml
 
-from course.book import ROOT, execution_settings, run_side_by_side, toc_pages
+from course.book import (
+    EXECUTION_RECORD,
+    ROOT,
+    execution_settings,
+    run_side_by_side,
+    toc_pages,
+)
 
 CACHE = ROOT / "_build" / ".jupyter_cache"
 STAMP = CACHE / "executed-notebooks.json"
+DEPENDENCIES = CACHE / EXECUTION_RECORD
+
+# Files of the repository that code reads while a notebook runs, other than the modules of
+# `course` it imports (`dependencies` finds those): globs from the root, keyed by the
+# notebook or module whose code reads them. An empty entry says its reads need no record:
+# the vendored data/ (never edited) or files the notebook wrote itself. tests/test_execute.py
+# fails when a notebook or module that reads files has no entry.
+READS = {
+    "intro.md": ("_toc.yml", "chapters/*.md", "solutions/*.md"),
+    "chapters/mnist.md": (),  # the model it saved itself
+    "course/book.py": ("_toc.yml", "_config.yml"),
+    "course/notebooks.py": ("solutions/engine.md",),
+    "course/data.py": (),  # the MNIST files in data/
+    "course/distributed.py": (),  # torch.load of results sent in memory
+}
 MYST_READER = {"name": "myst_nb_md", "type": "plugin"}
 
 
@@ -50,11 +84,122 @@ def book_notebooks() -> list[Path]:
     return [path for path in paths if path.is_file() and is_notebook(path)]
 
 
-def fingerprint(notebooks: list[Path], settings: dict) -> dict:
-    """What a finished run depended on: each notebook's size and modification time, and
-    the execution settings."""
+def imported_modules(source: str) -> set[str]:
+    """The dotted names that the Python `source` imports, `from a import b` giving `a` and
+    `a.b` (b may be a module). Lines of IPython magics (`%`, `!`) are skipped."""
+    lines = [line for line in source.splitlines() if not line.lstrip().startswith(("%", "!"))]
+    names = set()
+    for node in ast.walk(ast.parse("\n".join(lines))):
+        if isinstance(node, ast.Import):
+            names.update(alias.name for alias in node.names)
+        elif isinstance(node, ast.ImportFrom) and node.module and not node.level:
+            names.add(node.module)
+            names.update(f"{node.module}.{alias.name}" for alias in node.names)
+    return names
+
+
+@functools.cache
+def module_imports(module: Path) -> frozenset[str]:
+    """What the module at `module` imports (read once per run of the tool)."""
+    return frozenset(imported_modules(module.read_text(encoding="utf-8")))
+
+
+def module_files(name: str) -> list[Path]:
+    """The files that importing module `name` of the course package runs: its own and its
+    packages' `__init__.py`; none if `name` is not a module of the package."""
+    parts = name.split(".")
+    if parts[0] != "course":
+        return []
+    files = [ROOT.joinpath(*parts[:i], "__init__.py") for i in range(1, len(parts))]
+    package, module = ROOT.joinpath(*parts, "__init__.py"), ROOT.joinpath(*parts).with_suffix(".py")
+    own = package if package.is_file() else module
+    return [f for f in [*files, own] if f.is_file()] if own.is_file() else []
+
+
+CODE_CELL = re.compile(r"^```\{code-cell\}[^\n]*\n(.*?)^```[ \t]*$", re.M | re.S)
+CELL_OPTIONS = re.compile(r"\A(?:---\n.*?^---\n|(?::[^\n]*\n)+)", re.M | re.S)
+
+
+def notebook_code(notebook: Path) -> list[str]:
+    """The source of each code cell of a MyST notebook, without its options (`:tags:` lines
+    or a `---` block). Read with two regular expressions: jupytext's import alone takes
+    about a second, which a warm `make book` would pay on every call."""
+    text = notebook.read_text(encoding="utf-8")
+    return [CELL_OPTIONS.sub("", cell) for cell in CODE_CELL.findall(text)]
+
+
+def reads(path: Path) -> set[Path]:
+    """The files listed in `READS` for the notebook or module at `path`."""
+    globs = READS.get(path.relative_to(ROOT).as_posix(), ())
+    return {f for pattern in globs for f in ROOT.glob(pattern) if f.is_file()}
+
+
+def dependencies(notebook: Path) -> set[Path]:
+    """Every file a run of `notebook` depends on, besides the notebook: the modules of the
+    course package that it imports, directly or through other modules, and what `READS`
+    lists for it and for them."""
+    names = set().union(*(imported_modules(code) for code in notebook_code(notebook)))
+    modules, todo = set(), [f for name in names for f in module_files(name)]
+    while todo:
+        module = todo.pop()
+        if module not in modules:
+            modules.add(module)
+            imported = module_imports(module)
+            todo.extend(f for name in imported for f in module_files(name))
+    return modules | reads(notebook) | set().union(*(reads(m) for m in modules))
+
+
+def dependency_hashes(notebook: Path) -> dict[str, str]:
+    """A hash of the content of each file `notebook` depends on, by path from the root."""
+    return {
+        f.relative_to(ROOT).as_posix(): hashlib.sha256(f.read_bytes()).hexdigest()[:16]
+        for f in sorted(dependencies(notebook))
+    }
+
+
+def changed_files(recorded: dict | None, now: dict[str, str]) -> list[str]:
+    """The files whose hash differs from the one recorded when the cached run was made (all
+    of them when nothing was recorded), added and removed ones included."""
+    if recorded is None:
+        return sorted(now)
+    return sorted(f for f in recorded.keys() | now.keys() if recorded.get(f) != now.get(f))
+
+
+def execution_record(recorded: dict, hashes: dict, result) -> dict:
+    """For each notebook now in the cache: the hashes of the files its outputs came from,
+    and when it was executed (microseconds since the epoch, as Sphinx times its reads:
+    `_ext/course_site.py` reads again a page executed after Sphinx last read it, whose
+    source has not changed). A notebook that failed has no entry."""
+
+    def relative(uri):
+        return str(Path(uri).resolve().relative_to(ROOT))
+
+    errored = {relative(uri) for uri in result.errored}
+    executed = {relative(uri) for uri in result.succeeded}
+    now = time.time_ns() // 1_000
+    return {
+        uri: {
+            "files": files,
+            "executed": now if uri in executed else recorded.get(uri, {}).get("executed", 0),
+        }
+        for uri, files in hashes.items()
+        if uri not in errored
+    }
+
+
+def fingerprint(notebooks: list[Path], settings: dict, hashes: dict | None = None) -> dict:
+    """What a finished run depended on: each notebook's size and modification time, the
+    hashes of the files each depends on, and the execution settings."""
     files = {str(p.relative_to(ROOT)): [p.stat().st_size, p.stat().st_mtime_ns] for p in notebooks}
-    return {"notebooks": files, "settings": settings}
+    return {"notebooks": files, "dependencies": hashes or {}, "settings": settings}
+
+
+def read_json(path: Path) -> dict:
+    """The object in the JSON file `path`; empty when it is missing or unreadable."""
+    try:
+        return json.loads(path.read_text())
+    except (OSError, ValueError):
+        return {}
 
 
 def up_to_date(stamp: dict) -> bool:
@@ -72,7 +217,8 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
     settings = execution_settings()
     notebooks = book_notebooks()
-    stamp = fingerprint(notebooks, settings)
+    hashes = {str(p.relative_to(ROOT)): dependency_hashes(p) for p in notebooks}
+    stamp = fingerprint(notebooks, settings, hashes)
     if up_to_date(stamp):
         print(f"{len(notebooks)} notebooks unchanged since they were executed into the cache")
         return 0
@@ -82,8 +228,19 @@ def main(argv: list[str] | None = None) -> int:
     if not args.serial:
         run_side_by_side()
     cache = get_cache(CACHE)
+    recorded = read_json(DEPENDENCIES)
     for path in notebooks:
         cache.add_nb_to_project(str(path), read_data=MYST_READER)
+        uri = str(path.relative_to(ROOT))
+        cached = cache.get_cached_project_nb(str(path))
+        changed = changed_files(recorded.get(uri, {}).get("files"), hashes[uri])
+        if cached is not None and changed:
+            cache.remove_cache(cached.pk)  # its outputs came from other versions of these
+            if uri not in recorded:
+                print(f"{uri}: run again, no record of the files its outputs came from")
+            else:
+                more = f" and {len(changed) - 3} more" if len(changed) > 3 else ""
+                print(f"{uri}: run again, changed since: {', '.join(changed[:3])}{more}")
     logger = logging.getLogger("execute")
     logging.basicConfig(level=logging.INFO, format="%(message)s")
     executor = load_executor("local-serial" if args.serial else "local-parallel", cache, logger)
@@ -94,6 +251,7 @@ def main(argv: list[str] | None = None) -> int:
         record = cache.get_project_record(uri)
         print(f"\n{uri} failed:\n{record.traceback}", file=sys.stderr)
     print(f"executed {len(result.succeeded)} notebook(s), {len(result.errored)} failed")
+    DEPENDENCIES.write_text(json.dumps(execution_record(recorded, hashes, result), indent=1))
     if result.errored:
         STAMP.unlink(missing_ok=True)
         return 1

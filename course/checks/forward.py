@@ -8,6 +8,7 @@ through it, and that does not support `vmap`.
 """
 
 import math
+import warnings
 from collections import Counter
 from collections.abc import Callable
 from typing import Any
@@ -18,6 +19,23 @@ from torch import nn
 from torch.func import jacrev
 
 from course.checks import Verdict, call, check, describe, expect, expect_close, expect_equal
+
+
+def _first_jvp_quietly() -> None:
+    """Run the process's first forward-mode product here, hiding the warning it gives.
+
+    The first JVP imports a module of torch that calls the deprecated `torch.jit.script`:
+    a FutureWarning about torch's own code, printed with the path of torch's files on
+    this machine, under whichever cell happens to run forward mode first. It comes once
+    per process, so running one tiny JVP now, with that one warning ignored, keeps it off
+    every page that imports these checks; every other warning still shows.
+    """
+    with warnings.catch_warnings():
+        warnings.filterwarnings("ignore", message=r".*torch\.jit\.script", category=FutureWarning)
+        torch.func.jvp(torch.sin, (torch.zeros(()),), (torch.ones(()),))
+
+
+_first_jvp_quietly()
 
 
 class Tap(torch.autograd.Function):

@@ -94,6 +94,8 @@ FACTS_JS = """() => {
       return r.width > 0 && r.right > root.clientWidth + 1;
     }).slice(0, 5).map((e) => e.tagName.toLowerCase() + '.' + [...e.classList].join('.')),
     text: article.innerText,
+    duplicate_ids: [...document.querySelectorAll('[id]')].map((e) => e.id)
+      .filter((id, i, ids) => id && ids.indexOf(id) !== i),
   };
 }"""
 
