@@ -54,6 +54,48 @@ def test_front_page_gives_the_path_with_times_and_prerequisites(visits):
         assert row[2], f"{chapter}: no prerequisites"
 
 
+PATH_ON_SCREEN_JS = """() => {
+  const shown = (e) => !!e && e.getClientRects().length > 0;
+  const list = document.querySelector('article .path-list');
+  const root = document.documentElement;
+  return {
+    table_shown: shown(document.querySelector('article table')),
+    list_shown: shown(list),
+    items: shown(list) ? [...list.querySelectorAll(':scope li')].map((li) => ({
+      text: li.innerText,
+      href: li.querySelector('a') && li.querySelector('a').getAttribute('href'),
+      right: li.getBoundingClientRect().right,
+      inner_overflow: li.scrollWidth > li.clientWidth + 1,
+    })) : [],
+    width: root.clientWidth,
+  };
+}"""
+
+
+def test_on_a_phone_the_path_is_a_list_that_fits_the_screen(visits):
+    """Five columns do not fit 390 px: there the path is a list, each chapter with what it
+    teaches, what to read first, its time and its exercises, nothing off the screen."""
+    context, tab, _ = visits.open("phone")
+    try:
+        tab.goto(visits.url("intro"), wait_until="load")
+        path = tab.evaluate(PATH_ON_SCREEN_JS)
+    finally:
+        context.close()
+    assert not path["table_shown"], "the five-column table is shown at a phone's width"
+    assert path["list_shown"], "no list of the chapters at a phone's width"
+    items = path["items"]
+    assert len(items) == len(CHAPTERS), "the list has other entries than the chapters:" + (
+        listing(i["text"][:60] for i in items)
+    )
+    for chapter, item in zip(CHAPTERS, items, strict=True):
+        assert item["href"].split("#")[0] == f"{chapter}.html", item
+        assert re.search(r"Before it: .+", item["text"]), item["text"]
+        assert re.search(r"Time: .*\d+ (h|min)", item["text"]), item["text"]
+        assert re.search(r"Exercises: (\d+|none)", item["text"]), item["text"]
+        assert item["right"] <= path["width"], f"{chapter}'s entry runs off the phone's screen"
+        assert not item["inner_overflow"], f"{chapter}'s entry scrolls sideways"
+
+
 def test_front_page_names_the_ways_to_run_it(visits):
     text = visits.desktop("intro").facts["text"]
     missing = [way for way in ("Binder", "JupyterLab", "Colab", "PDF") if way not in text]
