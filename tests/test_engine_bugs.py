@@ -693,3 +693,40 @@ def test_check_accepts_right_but_unusual_answer(answer, monkeypatch, capsys):
     monkeypatch.setattr(owner, attribute, replacement)
     verdict = run_check(name)
     assert verdict.passed, capsys.readouterr().out
+
+
+# check_mnist_training computes the accuracy itself, from the logits of the model that
+# train() returns; small stand-ins for the trained model keep these tests fast.
+X_FEW = np.random.default_rng(1).standard_normal((200, 784)).astype(np.float32)
+Y_FEW = np.arange(200) % 10
+
+
+def logits_model(logits):
+    """A "trained model" of the engine whose logits on X_FEW are `logits`."""
+    return lambda x: E.Tensor(np.asarray(logits, dtype=np.float32))
+
+
+@pytest.mark.parametrize(
+    ("train", "status", "says"),
+    [
+        (lambda: logits_model(np.eye(10)[Y_FEW]), "pass", "test accuracy 100.00%"),
+        (lambda: logits_model(np.eye(10)[(Y_FEW + 1) % 10]), "fail", "test accuracy 0.00%"),
+        (lambda: logits_model(np.zeros((200, 10))), "fail", "below 97%"),
+        (lambda: 1.0, "fail", "expected a function"),  # an accuracy, not a model
+        (lambda: logits_model(np.eye(10)[Y_FEW][:, :9]), "fail", "expected logits of shape"),
+        (lambda: logits_model(np.full((200, 10), np.nan)), "fail", "not all finite"),
+        (lambda: lambda x: "logits", "fail", "expected logits of shape"),
+    ],
+    ids=["right", "wrong-labels", "constant", "a-number", "9-classes", "nan", "junk-output"],
+)
+def test_the_mnist_check_computes_the_accuracy_itself(train, status, says):
+    verdict = checks.check_mnist_training(train, E.Tensor, X_FEW, Y_FEW)
+    assert verdict.status == status, verdict
+    assert says in verdict.message, verdict
+
+
+def test_the_mnist_check_says_not_done_yet_for_a_stub():
+    def train():
+        raise NotImplementedError("Exercise 4.8 is not done yet")
+
+    assert checks.check_mnist_training(train, E.Tensor, X_FEW, Y_FEW).status == "todo"

@@ -21,6 +21,7 @@ import torch.nn.functional as F
 from course.checks import (
     Mismatch,
     Verdict,
+    call,
     check,
     describe,
     expect,
@@ -1011,13 +1012,34 @@ def check_matches_torch(
     return check("Your MLP beside torch's (float64)", body)
 
 
-def check_mnist_training(train: Callable[[], float], threshold: float = 0.97) -> Verdict:
-    """`train()` returns a test accuracy of at least `threshold`."""
+def check_mnist_training(
+    train: Callable[[], Any],
+    Tensor: type,
+    X_test: np.ndarray,
+    y_test: np.ndarray,
+    threshold: float = 0.97,
+) -> Verdict:
+    """`train()` returns a model of your engine, trained; its accuracy on the test set is
+    at least `threshold`.
+
+    The accuracy is computed here, from the logits `model(Tensor(X_test)).data`: a number
+    handed back by the training code could be anything.
+    """
 
     def body():
         start = time.perf_counter()
-        accuracy = float(train())
+        model = call("train()", train)
         seconds = time.perf_counter() - start
+        out = call("model(Tensor(X_test))", model, Tensor(np.asarray(X_test)))
+        logits = np.asarray(getattr(out, "data", None))
+        expected = (len(X_test), 10)
+        expect(
+            logits.dtype.kind == "f" and logits.shape == expected,
+            f"model(Tensor(X_test)).data: expected logits of shape {expected}, got "
+            f"{describe(getattr(out, 'data', out))}",
+        )
+        expect(np.isfinite(logits).all(), "the logits are not all finite: training diverged")
+        accuracy = float((logits.argmax(axis=1) == np.asarray(y_test)).mean())
         expect(accuracy >= threshold, f"test accuracy {accuracy:.2%}, below {threshold:.0%}")
         return (
             f"test accuracy {accuracy:.2%} (at least {threshold:.0%}), trained in {seconds:.1f} s"
@@ -1026,7 +1048,8 @@ def check_mnist_training(train: Callable[[], float], threshold: float = 0.97) ->
     return check(
         "Training on MNIST",
         body,
-        hint="the float64 side-by-side check above finds a wrong gradient first",
+        hint="train() must return the trained model; the float64 side-by-side check above "
+        "finds a wrong gradient first",
     )
 
 
