@@ -105,6 +105,13 @@ def test_dependencies_follow_imports_through_the_package(tmp_path, monkeypatch):
     execute.module_imports.cache_clear()
 
 
+def test_a_cell_that_does_not_compile_imports_nothing():
+    """The kernel reports the error when the notebook runs; the tool must not crash first."""
+    assert execute.imported_modules("%%bash\necho hi\n") == set()
+    assert execute.imported_modules("import course.book\nx = (") == set()
+    assert execute.imported_modules("x = 1\nimport course.book") == {"course.book"}
+
+
 def test_changed_files():
     assert execute.changed_files(None, {"a": "1", "b": "2"}) == ["a", "b"]
     assert execute.changed_files({"a": "1", "b": "2"}, {"a": "1", "b": "2"}) == []

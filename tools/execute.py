@@ -86,10 +86,16 @@ def book_notebooks() -> list[Path]:
 
 def imported_modules(source: str) -> set[str]:
     """The dotted names that the Python `source` imports, `from a import b` giving `a` and
-    `a.b` (b may be a module). Lines of IPython magics (`%`, `!`) are skipped."""
+    `a.b` (b may be a module). Lines of IPython magics (`%`, `!`) are skipped. Source that
+    does not parse imports nothing (a cell that does not compile runs none of its lines);
+    the kernel reports its error when the notebook runs."""
     lines = [line for line in source.splitlines() if not line.lstrip().startswith(("%", "!"))]
+    try:
+        tree = ast.parse("\n".join(lines))
+    except SyntaxError:
+        return set()
     names = set()
-    for node in ast.walk(ast.parse("\n".join(lines))):
+    for node in ast.walk(tree):
         if isinstance(node, ast.Import):
             names.update(alias.name for alias in node.names)
         elif isinstance(node, ast.ImportFrom) and node.module and not node.level:
