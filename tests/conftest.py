@@ -16,6 +16,17 @@ def learner_mode(monkeypatch):
     monkeypatch.delenv("COURSE_CHECKS", raising=False)
 
 
+@pytest.fixture(autouse=True)
+def first_hints():
+    """Every test starts as a fresh kernel does: no exercise has had a ✗ yet, so the next
+    failure shows the first step of its hint (`course.checks.Hint`)."""
+    from course.checks import reset_hints
+
+    reset_hints()
+    yield
+    reset_hints()
+
+
 @pytest.fixture(scope="session")
 def browser():
     """One headless Chromium per test process (Playwright's sync API allows one at a time).

@@ -4,15 +4,23 @@ import numpy as np
 import pytest
 import torch
 
+from pathlib import Path
+
 from course.checks import (
     MODE_ENV,
     CheckError,
+    Hint,
     Mismatch,
     call,
     check,
     expect_close,
     expect_equal,
+    hinted,
+    learner_check,
+    reset_hints,
 )
+
+ROOT = Path(__file__).resolve().parent.parent
 
 
 def test_pass_prints_a_tick(capsys):
@@ -196,3 +204,89 @@ def test_every_public_check_is_typed(name, function):
     ]
     assert not missing, f"{name}: parameters without a type: {missing}"
     assert signature.return_annotation is not inspect.Signature.empty, f"{name}: no return type"
+
+
+def test_hints_grow_one_step_per_failure_of_the_same_exercise(capsys):
+    hint = Hint("look at the axis", "the sum runs over rows", "use keepdim=True")
+
+    def wrong():
+        raise Mismatch("expected 1, got 2")
+
+    first = check("Exercise 9.1 (demo)", wrong, hint=hint).message
+    assert "look at the axis" in first and "Nudge" not in first and "keepdim" not in first, first
+    assert "Another ✗" in first, "the first hint must say that more will come"
+    other = check("Exercise 9.2 (other)", wrong, hint=hint).message
+    assert "Nudge" not in other, "each exercise counts its own failures"
+    second = check("Exercise 9.1 (demo)", wrong, hint=hint).message
+    assert "Nudge: the sum runs over rows" in second and "keepdim" not in second, second
+    third = check("Exercise 9.1 (demo)", wrong, hint=hint).message
+    assert "Recipe: use keepdim=True" in third and "Another" not in third, third
+    reset_hints()
+    assert "keepdim" not in check("Exercise 9.1 (demo)", wrong, hint=hint).message
+
+
+def test_a_learner_can_ask_for_the_whole_hint_at_once(capsys):
+    hint = Hint("look at the axis", "the sum runs over rows", "use keepdim=True")
+
+    @learner_check
+    def check_demo(answer):
+        def body():
+            raise Mismatch(f"expected 1, got {answer}")
+
+        return check("Exercise 9.3 (demo)", body, hint=hint)
+
+    assert "Recipe: use keepdim=True" in check_demo(2, hint="full").message
+    reset_hints()
+    assert "Recipe" not in check_demo(2).message
+    with pytest.raises(ValueError, match='hint="full"'):
+        check_demo(2, hint="all")
+
+
+def test_a_specific_progressive_hint_wins_over_the_general_one(capsys):
+    specific = Hint("integer division", "look at the dtype", "divide floats")
+
+    def wrong():
+        with hinted(specific):
+            raise Mismatch("dtype differs")
+
+    message = check("Exercise 9.4 (demo)", wrong, hint="general hint").message
+    assert "integer division" in message and "general hint" not in message, message
+    message = check("Exercise 9.4 (demo)", wrong, hint="general hint").message
+    assert "Nudge: look at the dtype" in message, message
+
+
+def test_no_check_hands_out_a_plain_string_hint():
+    """Every check's hint is a `Hint` in steps, so the first ✗ never carries the recipe."""
+    import ast
+
+    plain = []
+    for path in sorted((ROOT / "course" / "checks").rglob("*.py")):
+        tree = ast.parse(path.read_text(encoding="utf-8"))
+        for node in ast.walk(tree):
+            if isinstance(node, ast.Call) and getattr(node.func, "id", "") in ("check", "hinted"):
+                texts = [k.value for k in node.keywords if k.arg == "hint"]
+                if getattr(node.func, "id", "") == "hinted" and node.args:
+                    texts.append(node.args[0])
+                for text in texts:
+                    if isinstance(text, (ast.Constant, ast.JoinedStr)):
+                        plain.append(f"{path.relative_to(ROOT)}:{node.lineno}")
+    assert not plain, "hints given as one plain string (use course.checks.Hint): " + ", ".join(plain)
+
+
+def test_every_check_a_notebook_calls_accepts_hint_full():
+    import importlib
+    import pkgutil
+
+    import course.checks
+
+    missing = []
+    for module in pkgutil.walk_packages(course.checks.__path__, "course.checks."):
+        mod = importlib.import_module(module.name)
+        for name in dir(mod):
+            function = getattr(mod, name)
+            if name.startswith("check_") and callable(function):
+                if getattr(function, "__module__", "").startswith(module.name) and not hasattr(
+                    function, "__wrapped__"
+                ):
+                    missing.append(f"{module.name}.{name}")
+    assert not missing, "checks without @learner_check (no hint='full'): " + ", ".join(missing)

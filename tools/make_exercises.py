@@ -20,6 +20,9 @@ notebook:
   ``<!-- EXERCISE ONLY`` and closed with ``END EXERCISE ONLY -->`` is unwrapped, so its
   text shows in the exercise and stays hidden in the solution. Both open and close in
   the same cell.
+- Code cells tagged ``remove-cell`` are test-only (they assert what the solution's text
+  says; the solution notebook runs them under test) and are left out of the exercise:
+  a learner's notebook holds no cell that is not meant for the learner.
 - The page label ``(solutions-<name>)=`` and every ``:label: solutions-<name>…`` become
   ``exercises-<name>…``, and the title ``# Solutions: …`` becomes ``# Exercises: …``.
 - After each exercise (before the cell that states the next one, or at the end), the
@@ -56,6 +59,7 @@ EXERCISE = re.compile(
     re.M,
 )
 HEADER_END = "---"
+TEST_ONLY = "remove-cell"
 FORMAT = "md:myst"
 
 
@@ -124,6 +128,13 @@ def generate(source: str, name: str) -> str:
     for number, cell in enumerate(notebook.cells, start=1):
         start = cells.locate(cell.source)
         if cell.cell_type == "code":
+            if TEST_ONLY in cell.metadata.get("tags", []):
+                if "# BEGIN SOLUTION" in cell.source:
+                    raise MarkerError(
+                        f"{cells.where(number, start)}: a solution region in a cell tagged "
+                        f"{TEST_ONLY} would vanish from the exercise"
+                    )
+                continue
             regions = _code_cell(cell, cells, number, start)
             for task, lines in regions:
                 exercise = _exercise_of(task, answers)

@@ -7,7 +7,15 @@ A check cell calls one `check_*` function with the learner's code. It prints
 - `… Exercise 1.3 (normalize_rows): not done yet …` while the stub still raises
   `NotImplementedError`,
 
-and never a traceback. The test suite runs the very same functions; the environment
+and never a traceback.
+
+Hints grow with repeated tries, per exercise, for the life of the kernel (a
+:class:`Hint` has three steps): the first ✗ says what differed and points at the idea,
+the second ✗ of the same exercise adds a nudge, the third (or a check called with
+`hint="full"`) gives the recipe. A hint specific to the mistake found wins over the
+check's general one.
+
+The test suite runs the very same functions; the environment
 variable `COURSE_CHECKS` tells them how strict to be:
 
 - unset (a learner's notebook): only print;
@@ -16,6 +24,8 @@ variable `COURSE_CHECKS` tells them how strict to be:
   which proves every exercise ships as an unsolved stub.
 """
 
+import contextvars
+import functools
 import math
 import os
 import random
@@ -60,13 +70,89 @@ class Verdict:
         """Print nothing when returned as a cell's value: `check` printed it already."""
 
 
-def check(task: str, body: Callable[[], str], hint: str = "") -> Verdict:
+@dataclass(frozen=True)
+class Hint:
+    """A hint in three steps, shown one more at each ✗ of the same exercise.
+
+    `idea` (first ✗) points at the idea without giving the answer away; `nudge`
+    (second ✗) narrows it down; `recipe` (third ✗, or `hint="full"`) says how to do it.
+    """
+
+    idea: str
+    nudge: str = ""
+    recipe: str = ""
+
+    def at(self, level: int) -> str:
+        """The text shown at the `level`-th ✗ (1, 2, 3 or more)."""
+        parts = [self.idea]
+        if level >= 2 and self.nudge:
+            parts.append(f"Nudge: {self.nudge}")
+        if level >= 3 and self.recipe:
+            parts.append(f"Recipe: {self.recipe}")
+        text = "\n  ".join(parts)
+        if level < 3 and (self.recipe or (level < 2 and self.nudge)):
+            text += "\n  (Another ✗ here shows more of this hint.)"
+        return text
+
+
+HintText = str | Hint
+
+_failures: dict[str, int] = {}  # task -> the ✗ it has had in this kernel
+_level: contextvars.ContextVar[int] = contextvars.ContextVar("hint_level", default=1)
+_full: contextvars.ContextVar[bool] = contextvars.ContextVar("hint_full", default=False)
+
+
+def reset_hints() -> None:
+    """Forget every earlier ✗: the next failure of each exercise shows its first hint."""
+    _failures.clear()
+
+
+def hint_level(task: str) -> int:
+    """The step of the hint that the next ✗ of `task` shows (1, 2 or 3)."""
+    return 3 if _full.get() else min(_failures.get(task, 0) + 1, 3)
+
+
+def render_hint(hint: HintText) -> str:
+    """The text of `hint` at the step of the ✗ being reported now."""
+    return hint.at(_level.get()) if isinstance(hint, Hint) else hint
+
+
+def learner_check(function: Callable[..., Verdict]) -> Callable[..., Verdict]:
+    """Let a learner ask a check for its whole hint: `check_…(…, hint="full")`."""
+
+    @functools.wraps(function)
+    def wrapper(*args: Any, hint: str | None = None, **kwargs: Any) -> Verdict:
+        if hint not in (None, "full"):
+            raise ValueError(f'hint={hint!r}: leave it out, or ask for hint="full"')
+        token = _full.set(hint == "full")
+        try:
+            return function(*args, **kwargs)
+        finally:
+            _full.reset(token)
+
+    return wrapper
+
+
+def check(task: str, body: Callable[[], str], hint: HintText = "") -> Verdict:
     """Run `body` (which raises :class:`Mismatch` on a wrong answer) and print a verdict.
 
     `task` names the exercise, e.g. `"Exercise 1.3 (normalize_rows)"`; `body`
     returns what was checked on success ("matches torch on 4 inputs"); `hint` is
-    printed under a failure.
+    printed under a failure, one step more at each ✗ of the same task (see :class:`Hint`).
     """
+    token = _level.set(hint_level(task))
+    try:
+        verdict = _verdict(task, body, hint)
+    finally:
+        _level.reset(token)
+    if verdict.status == "fail":
+        _failures[task] = _failures.get(task, 0) + 1
+    print(verdict)
+    _enforce(verdict)
+    return verdict
+
+
+def _verdict(task: str, body: Callable[[], str], hint: HintText) -> Verdict:
     try:
         with isolated_random_state():
             verdict = Verdict(task, "pass", str(body()))
@@ -81,8 +167,6 @@ def check(task: str, body: Callable[[], str], hint: str = "") -> Verdict:
         verdict = Verdict(task, "fail", _with_hint(safe_str(error), hint))
     except Exception as error:  # the learner's code crashed: report it, don't raise
         verdict = Verdict(task, "fail", _with_hint(f"your code raised {raised(error)}", hint))
-    print(verdict)
-    _enforce(verdict)
     return verdict
 
 
@@ -135,7 +219,7 @@ def isolated_random_state() -> Iterator[None]:
 
 
 @contextmanager
-def hinted(text: str, what: str = "") -> Iterator[None]:
+def hinted(text: HintText, what: str = "") -> Iterator[None]:
     """Give a mismatch (or a crash of the learner's code) inside the block its own hint.
 
     For a check whose failures have different causes: the hint names the cause of the
@@ -152,10 +236,10 @@ def hinted(text: str, what: str = "") -> Iterator[None]:
         raise Mismatch(_with_hint(f"{what}: your code raised {raised(error)}", text)) from None
 
 
-def _with_hint(message: str, hint: str) -> str:
+def _with_hint(message: str, hint: HintText) -> str:
     if not hint or "\n  Hint: " in message:  # the first, most specific hint wins
         return message
-    return f"{message}\n  Hint: {hint}"
+    return f"{message}\n  Hint: {render_hint(hint)}"
 
 
 def _enforce(verdict: Verdict) -> None:
