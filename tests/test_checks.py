@@ -290,3 +290,17 @@ def test_every_check_a_notebook_calls_accepts_hint_full():
                 ):
                     missing.append(f"{module.name}.{name}")
     assert not missing, "checks without @learner_check (no hint='full'): " + ", ".join(missing)
+
+
+def test_a_mismatch_names_the_first_differing_entries_with_digits_that_differ(capsys):
+    expected = torch.linspace(0, 1, 600, dtype=torch.float32).reshape(20, 30)
+    got = expected.clone()
+    got[3, 4] += 1e-3
+    got[7, 0] = expected[7, 0] * (1 + 3e-7) + 1e-6
+    verdict = check("Exercise 0.9 (f)", lambda: expect_close(got, expected, "output", rtol=1e-7))
+    message = verdict.message
+    assert "2 of 600 entries differ" in message and "at (3, 4)" in message, message
+    assert len(message) < 400, f"a mismatch message of {len(message)} characters: {message}"
+    first = message.split("at (7, 0): expected ")[1].split(";")[0]
+    want, have = first.split(", got ")
+    assert want != have, f"expected and got print the same: {first}"

@@ -342,14 +342,7 @@ def expect_close(
         e = _as_float64(expected)
         ok = np.isclose(g, e, rtol=rtol, atol=atol, equal_nan=True)
         if not ok.all():
-            diff = np.where(ok, 0.0, np.abs(g - e))
-            where = np.unravel_index(np.nanargmax(np.nan_to_num(diff, nan=np.inf)), diff.shape)
-            index = tuple(int(i) for i in where)
-            raise Mismatch(
-                f"{what}: expected {describe(expected)}, got {describe(got)}; "
-                f"largest difference at index {index}: expected {e[where]:.6g}, "
-                f"got {g[where]:.6g}"
-            )
+            raise Mismatch(_differences(what, g, e, ok, f"{expected.dtype}"))
         return
     number = isinstance(got, (int, float, np.floating, np.integer)) and not isinstance(got, bool)
     if isinstance(got, (torch.Tensor, np.ndarray)):
@@ -361,6 +354,38 @@ def expect_close(
         same or math.isclose(value, target, rel_tol=rtol, abs_tol=atol),
         f"{what}: expected {target:.6g}, got {value:.6g}",
     )
+
+
+def _differences(what: str, got: np.ndarray, expected: np.ndarray, ok: np.ndarray, dtype: str):
+    """Which entries differ: how many, the first few, and the largest difference.
+
+    Each number is printed with as many digits as it takes to tell the two apart, so
+    "expected" and "got" never read the same; whole arrays are not printed.
+    """
+    bad = np.argwhere(~ok)
+    shape = tuple(got.shape)
+    diff = np.where(ok, 0.0, np.abs(got - expected))
+    largest = np.unravel_index(np.nanargmax(np.nan_to_num(diff, nan=np.inf)), diff.shape)
+
+    def entry(where: tuple) -> str:
+        e, g = _distinct(float(expected[where]), float(got[where]))
+        return f"{tuple(int(i) for i in where)}: expected {e}, got {g}"
+
+    first = [f"at {entry(tuple(i))}" for i in bad[:3]]
+    message = (
+        f"{what}: {len(bad)} of {ok.size} entries differ (shape {shape}, {dtype}); "
+        f"first: {'; '.join(first)}"
+    )
+    return f"{message}; largest difference at index {entry(tuple(largest))}"
+
+
+def _distinct(a: float, b: float) -> tuple[str, str]:
+    """`a` and `b` with the fewest significant digits (at least 6) that tell them apart."""
+    for digits in range(6, 18):
+        left, right = f"{a:.{digits}g}", f"{b:.{digits}g}"
+        if left != right:
+            return left, right
+    return f"{a!r}", f"{b!r}"
 
 
 def _real(x: torch.Tensor | np.ndarray) -> bool:
