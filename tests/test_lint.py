@@ -128,3 +128,51 @@ def test_no_semicolon_to_hide_output(path):
     cells = [c for c in jupytext.read(path).cells if c.cell_type == "code"]
     bad = [c.source.strip().splitlines()[-1] for c in cells if c.source.strip().endswith(";")]
     assert not bad, f"{path.relative_to(ROOT)}: cells end with `;`: {bad}"
+
+
+TEST_ONLY = "remove-cell"
+HINT_STEPS = (
+    "Hints come in steps. The first ✗ of an exercise says what differed and points at the idea;\n"
+    "a second ✗ of the same exercise adds a nudge; the third gives the recipe. To see the whole\n"
+    'hint at once, call the check with `hint="full"`.'
+)
+EXERCISE_NOTEBOOKS = [p for p in NOTEBOOKS if p.parent.name == "exercises"]
+CHAPTER_NOTEBOOKS = [p for p in NOTEBOOKS if p.parent.name == "chapters"]
+
+
+def hidden_code_cells(path):
+    """The code cells tagged `remove-cell` (never shown on the site) of a notebook."""
+    cells = jupytext.read(path).cells
+    return [c for c in cells if c.cell_type == "code" and TEST_ONLY in c.metadata.get("tags", [])]
+
+
+@pytest.mark.parametrize("path", EXERCISE_NOTEBOOKS, ids=ids(EXERCISE_NOTEBOOKS))
+def test_no_test_only_cell_where_a_learner_works(path):
+    """A cell hidden on the site shows in JupyterLab, Binder and Colab: under an exercise
+    it would give answers away or expose the checker's internals."""
+    found = [c.source.splitlines()[0] for c in hidden_code_cells(path)]
+    assert not found, f"{path.relative_to(ROOT)}: test-only cells a learner would see: {found}"
+
+
+@pytest.mark.parametrize("path", EXERCISE_NOTEBOOKS, ids=ids(EXERCISE_NOTEBOOKS))
+def test_exercise_notebooks_say_how_hints_grow(path):
+    text = " ".join(path.read_text(encoding="utf-8").split())
+    assert " ".join(HINT_STEPS.split()) in text, (
+        f"{path.relative_to(ROOT)} must say once, near the top, how hints grow (the paragraph "
+        "HINT_STEPS in tests/test_lint.py, in the solution's EXERCISE ONLY block)"
+    )
+
+
+@pytest.mark.parametrize("path", CHAPTER_NOTEBOOKS, ids=ids(CHAPTER_NOTEBOOKS))
+def test_a_test_only_cell_says_what_it_proves(path):
+    """In a chapter's notebook a test-only cell stays (it is the proof), collapsed; its
+    first line, a comment, is what a learner sees of it."""
+    bare = [
+        c.source.splitlines()[0] if c.source else "(empty)"
+        for c in hidden_code_cells(path)
+        if not c.source.lstrip().startswith("#")
+    ]
+    assert not bare, (
+        f"{path.relative_to(ROOT)}: test-only cells whose first line is not a comment saying "
+        f"what they prove: {bare}"
+    )
