@@ -13,7 +13,7 @@ EXECUTE := $(BIN)/python tools/execute.py
 JB := $(BIN)/jupyter-book build . -W -n --keep-going
 PYTEST := $(BIN)/python -m pytest -n auto --dist loadfile
 
-.PHONY: help book test exercises lint bench notebooks lock clean clean-cache pdf
+.PHONY: help book test exercises lint bench notebooks lock lock-check clean clean-cache pdf
 
 help: ## list the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | sed -E 's/^([a-z-]+):.*## /  make \1\t/' | expand -t 22
@@ -79,6 +79,10 @@ PIP_COMPILE := CUSTOM_COMPILE_COMMAND="make lock" $(BIN)/pip-compile --quiet --s
 lock: $(TEST_STAMP) ## re-pin requirements.txt and requirements-test.txt from their .in files
 	$(PIP_COMPILE) -o requirements.txt requirements.in
 	$(PIP_COMPILE) -o requirements-test.txt requirements-test.in
+
+# The one check that needs the network (the package index): `make test` runs offline.
+lock-check: $(TEST_STAMP) ## online: `make lock` would write the committed lock byte for byte
+	$(BIN)/python -m pytest -p no:cacheprovider --with-index tests/test_lock.py
 
 clean: ## remove _build (the executed-notebook cache included)
 	rm -rf _build

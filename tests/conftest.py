@@ -7,6 +7,25 @@ import pytest
 from course.book import CHROMIUM, CHROMIUM_ARGS
 
 
+def pytest_addoption(parser):
+    parser.addoption(
+        "--with-index",
+        action="store_true",
+        help="also run the tests that ask the package index (make lock-check)",
+    )
+
+
+def pytest_collection_modifyitems(config, items):
+    """`make test` runs offline: a test that needs the package index is skipped, saying
+    which command runs it (`make lock-check`, which CI runs after `make test`)."""
+    if config.getoption("--with-index"):
+        return
+    skip = pytest.mark.skip(reason="needs the package index: run `make lock-check`")
+    for item in items:
+        if "index" in item.keywords:
+            item.add_marker(skip)
+
+
 @pytest.fixture(autouse=True)
 def learner_mode(monkeypatch):
     """Check functions only print, as in a learner's notebook: COURSE_CHECKS is unset.
