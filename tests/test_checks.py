@@ -184,11 +184,11 @@ def public_check_functions():
 
     import course.checks
 
-    for info in pkgutil.iter_modules(course.checks.__path__):
-        module = importlib.import_module(f"course.checks.{info.name}")
+    for info in pkgutil.walk_packages(course.checks.__path__, "course.checks."):
+        module = importlib.import_module(info.name)
         for name, function in inspect.getmembers(module, inspect.isfunction):
             if function.__module__ == module.__name__ and name.startswith("check_"):
-                yield f"{info.name}.{name}", function
+                yield f"{info.name.removeprefix('course.checks.')}.{name}", function
 
 
 CHECKS = list(public_check_functions())
