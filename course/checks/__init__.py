@@ -46,6 +46,11 @@ class Mismatch(AssertionError):
     """Raised inside a check when the learner's answer differs; the message says how."""
 
 
+class NotDoneYet(NotImplementedError):
+    """Raised inside a check when part of an answer is written: the message says which
+    part still raises `NotImplementedError` (the verdict is "not done yet", naming it)."""
+
+
 class CheckError(AssertionError):
     """Raised in `strict` or `stubs` mode when a verdict is not the expected one."""
 
@@ -156,11 +161,12 @@ def _verdict(task: str, body: Callable[[], str], hint: HintText) -> Verdict:
     try:
         with isolated_random_state():
             verdict = Verdict(task, "pass", str(body()))
-    except NotImplementedError:
+    except NotImplementedError as error:
+        what = f" {safe_str(error)}" if isinstance(error, NotDoneYet) else ""
         verdict = Verdict(
             task,
             "todo",
-            "not done yet.\n  Replace the `raise NotImplementedError(...)` line with "
+            f"not done yet.{what}\n  Replace the `raise NotImplementedError(...)` line with "
             "your code,\n  run that cell, then run this check again.",
         )
     except Mismatch as error:
