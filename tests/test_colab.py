@@ -2,9 +2,11 @@
 
 Every page's Colab notebook runs in the notebook tests (tests/nbcollect.py), in the
 stand-in for Colab of tests/colab.py, compared cell by cell with the published page. Here:
-the notebooks are written as Colab needs them, each page gets its button, the wheel holds
-what the checks need there, and MNIST, which is not vendored on Colab, is downloaded by
-torchvision (from a mirror on 127.0.0.1 in place of the internet) where `course` says.
+the notebooks are written as Colab needs them (their Markdown: tests/test_notebooks.py),
+their first cell installs the helpers of their own commit on Colab and says how to install
+them elsewhere, each page gets its button, the wheel holds what the checks need there,
+and MNIST, which is not vendored on Colab, is downloaded by torchvision (from a mirror on
+127.0.0.1 in place of the internet) where `course` says.
 """
 
 import subprocess
@@ -38,6 +40,32 @@ def test_every_page_has_a_notebook(tmp_path):
         assert "google.colab" in first.source
         assert "remove-cell" in first.metadata["tags"]
         assert all(not c.get("outputs") for c in notebook.cells if c.cell_type == "code")
+
+
+def test_colab_installs_the_helpers_of_the_commit_it_was_generated_from():
+    """A notebook generated from one commit never meets the helpers of a later one."""
+    head = subprocess.run(
+        ["git", "rev-parse", "HEAD"], cwd=ROOT, capture_output=True, text=True, check=True
+    ).stdout.strip()
+    source = notebooks.install_cell().source
+    assert f'COURSE = "git+https://github.com/executable-pytorch/course@{head}"' in source
+    assert '"COURSE_PIP_SPEC", COURSE' in source
+
+
+def test_outside_colab_a_missing_course_says_how_to_install_it(tmp_path):
+    """Without `course` (python -S: no site-packages), the first cell stops with one line
+    that says how to install it; with it, the cell does nothing."""
+    source = notebooks.install_cell().source
+    run = subprocess.run(
+        [sys.executable, "-S", "-c", source], cwd=tmp_path, capture_output=True, text=True
+    )
+    assert run.returncode != 0
+    last = run.stderr.strip().splitlines()[-1]
+    assert last.startswith("ModuleNotFoundError: The course's helpers (`import course`) are"), last
+    assert "`pip install -e .` in a clone of https://github.com/" in last
+    assert "open this notebook on Colab, where this cell installs them." in last
+    installed = subprocess.run([sys.executable, "-c", source], cwd=tmp_path, capture_output=True)
+    assert (installed.returncode, installed.stdout, installed.stderr) == (0, b"", b"")
 
 
 def test_the_wheel_holds_the_reference_engine(colab):
