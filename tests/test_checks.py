@@ -1,10 +1,10 @@
 """The check framework every check cell uses: verdicts, messages and modes."""
 
+from pathlib import Path
+
 import numpy as np
 import pytest
 import torch
-
-from pathlib import Path
 
 from course.checks import (
     MODE_ENV,
@@ -213,14 +213,18 @@ def test_hints_grow_one_step_per_failure_of_the_same_exercise(capsys):
         raise Mismatch("expected 1, got 2")
 
     first = check("Exercise 9.1 (demo)", wrong, hint=hint).message
-    assert "look at the axis" in first and "Nudge" not in first and "keepdim" not in first, first
+    assert "look at the axis" in first, first
+    assert "Nudge" not in first, first
+    assert "keepdim" not in first, first
     assert "Another ✗" in first, "the first hint must say that more will come"
     other = check("Exercise 9.2 (other)", wrong, hint=hint).message
     assert "Nudge" not in other, "each exercise counts its own failures"
     second = check("Exercise 9.1 (demo)", wrong, hint=hint).message
-    assert "Nudge: the sum runs over rows" in second and "keepdim" not in second, second
+    assert "Nudge: the sum runs over rows" in second, second
+    assert "keepdim" not in second, second
     third = check("Exercise 9.1 (demo)", wrong, hint=hint).message
-    assert "Recipe: use keepdim=True" in third and "Another" not in third, third
+    assert "Recipe: use keepdim=True" in third, third
+    assert "Another" not in third, third
     reset_hints()
     assert "keepdim" not in check("Exercise 9.1 (demo)", wrong, hint=hint).message
 
@@ -250,7 +254,8 @@ def test_a_specific_progressive_hint_wins_over_the_general_one(capsys):
             raise Mismatch("dtype differs")
 
     message = check("Exercise 9.4 (demo)", wrong, hint="general hint").message
-    assert "integer division" in message and "general hint" not in message, message
+    assert "integer division" in message, message
+    assert "general hint" not in message, message
     message = check("Exercise 9.4 (demo)", wrong, hint="general hint").message
     assert "Nudge: look at the dtype" in message, message
 
@@ -270,7 +275,7 @@ def test_no_check_hands_out_a_plain_string_hint():
                 for text in texts:
                     if isinstance(text, (ast.Constant, ast.JoinedStr)):
                         plain.append(f"{path.relative_to(ROOT)}:{node.lineno}")
-    assert not plain, "hints given as one plain string (use course.checks.Hint): " + ", ".join(plain)
+    assert not plain, "hints as one plain string (use course.checks.Hint): " + ", ".join(plain)
 
 
 def test_every_check_a_notebook_calls_accepts_hint_full():
@@ -284,11 +289,10 @@ def test_every_check_a_notebook_calls_accepts_hint_full():
         mod = importlib.import_module(module.name)
         for name in dir(mod):
             function = getattr(mod, name)
-            if name.startswith("check_") and callable(function):
-                if getattr(function, "__module__", "").startswith(module.name) and not hasattr(
-                    function, "__wrapped__"
-                ):
-                    missing.append(f"{module.name}.{name}")
+            own = getattr(function, "__module__", "").startswith(module.name)
+            wrapped = hasattr(function, "__wrapped__")
+            if name.startswith("check_") and callable(function) and own and not wrapped:
+                missing.append(f"{module.name}.{name}")
     assert not missing, "checks without @learner_check (no hint='full'): " + ", ".join(missing)
 
 
@@ -299,7 +303,8 @@ def test_a_mismatch_names_the_first_differing_entries_with_digits_that_differ(ca
     got[7, 0] = expected[7, 0] * (1 + 3e-7) + 1e-6
     verdict = check("Exercise 0.9 (f)", lambda: expect_close(got, expected, "output", rtol=1e-7))
     message = verdict.message
-    assert "2 of 600 entries differ" in message and "at (3, 4)" in message, message
+    assert "2 of 600 entries differ" in message, message
+    assert "at (3, 4)" in message, message
     assert len(message) < 400, f"a mismatch message of {len(message)} characters: {message}"
     first = message.split("at (7, 0): expected ")[1].split(";")[0]
     want, have = first.split(", got ")

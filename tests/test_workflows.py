@@ -91,7 +91,12 @@ def test_deploy_only_after_ci_passed():
 def test_deploy_publishes_pages_and_notebooks():
     deploy = load("deploy.yml")
     text = (GITHUB / "workflows" / "deploy.yml").read_text()
-    for step in ("actions/upload-pages-artifact", "actions/deploy-pages", "make book notebooks"):
+    # The front page links to the PDF: the published tree must hold it (make pdf).
+    for step in (
+        "actions/upload-pages-artifact",
+        "actions/deploy-pages",
+        "make book notebooks pdf",
+    ):
         assert step in text, f"deploy.yml lacks {step}"
     assert deploy["jobs"]["deploy"]["permissions"] == {"pages": "write", "id-token": "write"}
     assert "colab" in deploy["jobs"]["colab"]["steps"][-1]["run"]
