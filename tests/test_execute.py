@@ -156,3 +156,91 @@ def test_a_notebook_runs_again_when_a_file_it_reads_changes(tmp_path, monkeypatc
     assert execute.main(["--serial"]) == 0
     assert "page.md: run again, changed since: fact.txt" in capsys.readouterr().out
     assert "second version" in cached_output(page)
+
+
+def small_book(tmp_path, monkeypatch, code: str) -> Path:
+    """tools/execute.py pointed at a one-page book in `tmp_path` whose cell runs `code`."""
+    monkeypatch.setattr(execute, "ROOT", tmp_path)
+    monkeypatch.setattr(execute, "CACHE", tmp_path / "cache")
+    monkeypatch.setattr(execute, "STAMP", tmp_path / "cache" / "executed-notebooks.json")
+    monkeypatch.setattr(execute, "DEPENDENCIES", tmp_path / "cache" / "deps.json")
+    monkeypatch.setattr(execute, "run_side_by_side", lambda: None)
+    page = tmp_path / "page.md"
+    page.write_text(
+        "---\njupytext:\n  text_representation:\n    extension: .md\n    format_name: myst\n"
+        "kernelspec:\n  display_name: Python 3\n  language: python\n  name: python3\n---\n\n"
+        f"```{{code-cell}} ipython3\n{code}\n```\n"
+    )
+    monkeypatch.setattr(execute, "book_notebooks", lambda: [page])
+    monkeypatch.setattr(execute, "execution_settings", lambda: {"timeout": 60})
+    return page
+
+
+def test_a_damaged_cache_is_reported_in_one_line_and_rebuilt(tmp_path, monkeypatch, capsys):
+    page = small_book(tmp_path, monkeypatch, "print('the output')")
+    assert execute.main(["--serial"]) == 0
+    database = execute.CACHE / "global.db"
+    database.write_bytes(database.read_bytes()[:1000])  # a write cut short
+    assert execute.damaged_cache(), "a truncated database passed SQLite's check"
+    capsys.readouterr()
+    assert execute.main(["--serial"]) == 0  # nothing changed: still noticed
+    out = capsys.readouterr().out
+    assert "the execution cache cache is damaged" in out, out
+    assert "the output" in cached_output(page)
+    assert execute.damaged_cache() is None
+    database.write_bytes(b"not a database at all " * 100)
+    page.write_text(page.read_text().replace("the output", "an edit"))
+    assert execute.main(["--serial"]) == 0  # after an edit
+    assert "is damaged (file is not a database)" in capsys.readouterr().out
+    assert "an edit" in cached_output(page)
+
+
+def test_ctrl_c_stops_every_run_at_once_kernels_included(tmp_path):
+    """A cold run interrupted: the tool exits within seconds with one line, no traceback,
+    and no kernel is left running."""
+    import signal
+    import subprocess
+    import sys
+    import time
+
+    import psutil
+
+    pid_file = tmp_path / "kernel.pid"
+    script = tmp_path / "run.py"
+    code = f"import os, time\nPath({str(pid_file)!r}).write_text(str(os.getpid()))\ntime.sleep(120)"
+    code = "from pathlib import Path\n" + code
+    script.write_text(
+        "import sys\n"
+        f"sys.path.insert(0, {str(execute.ROOT)!r})\n"
+        "from pathlib import Path\n"
+        "import pytest\n"
+        "from tools import execute\n"
+        "from tests.test_execute import small_book\n"
+        "with pytest.MonkeyPatch.context() as mp:\n"
+        f"    small_book(Path({str(tmp_path / 'book')!r}), mp, {code!r})\n"
+        "    sys.exit(execute.main([]))\n"
+    )
+    (tmp_path / "book").mkdir()
+    run = subprocess.Popen(
+        [sys.executable, str(script)],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+        start_new_session=True,  # its own process group, as a terminal's job is
+    )
+    deadline = time.monotonic() + 60
+    while not pid_file.exists() or not pid_file.read_text():
+        assert time.monotonic() < deadline, "the kernel never started"
+        assert run.poll() is None, run.communicate()
+        time.sleep(0.2)
+    kernel = int(pid_file.read_text())
+    os.killpg(run.pid, signal.SIGINT)  # what Ctrl-C sends to the terminal's job
+    started = time.monotonic()
+    out, err = run.communicate(timeout=30)
+    assert time.monotonic() - started < 10, "the tool took more than 10 s to stop"
+    assert run.returncode == 130, (run.returncode, out, err)
+    assert "interrupted: every notebook run stopped" in err, err
+    assert "Traceback" not in err, err
+    assert not psutil.pid_exists(kernel) or psutil.Process(kernel).status() == "zombie", (
+        "the kernel still runs"
+    )

@@ -12,6 +12,10 @@ changed is a cache hit and is not run again.
 Notebooks run in their own folder (relative paths such as `../data` work), with the
 per-cell timeout of `_config.yml`, so the outputs are those the build would produce.
 A notebook that fails is reported with its cell and traceback, and the tool exits 1.
+Ctrl-C stops every run at once, kernels included, and says what the cache kept (exit 130).
+A damaged cache (a database truncated by a full disk or a killed write) is detected before
+anything else, reported in one line and rebuilt: it holds only outputs that can be made
+again.
 
 jupyter-cache knows a notebook by its code alone, so a change to the `course` package, or
 to a file a notebook reads (the front page reads every chapter), would leave its cached
@@ -30,14 +34,21 @@ what it lacks.
 
 import argparse
 import ast
+import contextlib
 import functools
 import hashlib
 import json
 import logging
+import os
 import re
+import shutil
+import signal
+import sqlite3
 import sys
+import threading
 import time
 from pathlib import Path
+from types import SimpleNamespace
 
 import yaml
 
@@ -216,12 +227,75 @@ def up_to_date(stamp: dict) -> bool:
         return False
 
 
+def damaged_cache() -> str | None:
+    """Why the execution cache's database cannot be read (truncated, overwritten), or None
+    when it is sound or absent. SQLite's own quick check, a few milliseconds."""
+    database = CACHE / "global.db"
+    if not database.exists():
+        return None
+    try:
+        with contextlib.closing(sqlite3.connect(f"file:{database}?mode=ro", uri=True)) as db:
+            verdict = db.execute("PRAGMA quick_check").fetchone()
+    except sqlite3.DatabaseError as error:
+        return str(error)
+    return None if verdict and verdict[0] == "ok" else f"quick check: {verdict}"
+
+
+def repair_cache() -> None:
+    """Remove a damaged cache, saying so in one line: every notebook then runs again."""
+    problem = damaged_cache()
+    if problem:
+        print(
+            f"the execution cache {CACHE.relative_to(ROOT)} is damaged ({problem}): "
+            "removed it; every notebook runs again"
+        )
+        shutil.rmtree(CACHE)
+
+
+def run_apart_from_ctrl_c(run):
+    """`run()`, in a thread whose processes never see Ctrl-C, while this thread waits for it.
+
+    Ctrl-C reaches every process of the terminal's job. The pool's workers and their
+    kernels are started from that thread, with SIGINT blocked, which they inherit: they go
+    on instead of printing nbclient's tracebacks, and this thread, which alone receives the
+    KeyboardInterrupt, stops them all (`stop_children`).
+    """
+    box = {}
+
+    def target():
+        signal.pthread_sigmask(signal.SIG_BLOCK, {signal.SIGINT})
+        try:
+            box["result"] = run()
+        except BaseException as error:  # handed to the waiting thread
+            box["error"] = error
+
+    thread = threading.Thread(target=target, name="execute", daemon=True)
+    thread.start()
+    while thread.is_alive():
+        thread.join(0.2)
+    if "error" in box:
+        raise box["error"]
+    return box["result"]
+
+
+def stop_children() -> None:
+    """Kill every process this one started, the kernels its workers started included."""
+    import psutil
+
+    children = psutil.Process().children(recursive=True)  # before the workers die
+    for child in children:
+        with contextlib.suppress(psutil.NoSuchProcess):
+            child.kill()
+    psutil.wait_procs(children, timeout=10)
+
+
 def main(argv: list[str] | None = None) -> int:
     """Execute every notebook of the book into the cache; 1 if any failed."""
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--serial", action="store_true", help="one notebook at a time")
     args = parser.parse_args(argv)
     settings = execution_settings()
+    repair_cache()
     notebooks = book_notebooks()
     hashes = {str(p.relative_to(ROOT)): dependency_hashes(p) for p in notebooks}
     stamp = fingerprint(notebooks, settings, hashes)
@@ -250,9 +324,31 @@ def main(argv: list[str] | None = None) -> int:
     logger = logging.getLogger("execute")
     logging.basicConfig(level=logging.INFO, format="%(message)s")
     executor = load_executor("local-serial" if args.serial else "local-parallel", cache, logger)
-    result = executor.run_and_cache(
-        timeout=settings["timeout"], allow_errors=settings.get("allow_errors", False)
-    )
+    before = {str(p) for p in notebooks if cache.get_cached_project_nb(str(p)) is not None}
+    try:
+        result = run_apart_from_ctrl_c(
+            lambda: executor.run_and_cache(
+                timeout=settings["timeout"], allow_errors=settings.get("allow_errors", False)
+            )
+        )
+    except KeyboardInterrupt:
+        stop_children()
+        done = [
+            str(p)
+            for p in notebooks
+            if str(p) not in before and cache.get_cached_project_nb(str(p)) is not None
+        ]
+        partial = SimpleNamespace(succeeded=done, errored=[])
+        DEPENDENCIES.write_text(json.dumps(execution_record(recorded, hashes, partial), indent=1))
+        STAMP.unlink(missing_ok=True)
+        print(
+            f"\ninterrupted: every notebook run stopped; the cache keeps {len(done)} notebook(s) "
+            "executed in this run, and the next run starts from there",
+            file=sys.stderr,
+        )
+        sys.stdout.flush()
+        sys.stderr.flush()
+        os._exit(130)  # the pool's thread is stuck on workers that are gone: don't join it
     for uri in result.errored:
         record = cache.get_project_record(uri)
         print(f"\n{uri} failed:\n{record.traceback}", file=sys.stderr)
