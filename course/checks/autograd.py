@@ -6,11 +6,17 @@ Torch is the reference: each hand-written vector-Jacobian product is compared wi
 
 import sys
 from collections.abc import Callable
+from contextlib import AbstractContextManager, nullcontext
 from typing import Any
 
 import torch
+import torch.autograd.forward_ad as fwAD
+from torch.overrides import TorchFunctionMode
+from torch.utils._pytree import tree_leaves
 
 from course.checks import (
+    Hint,
+    Mismatch,
     Verdict,
     call,
     check,
@@ -20,6 +26,7 @@ from course.checks import (
     expect_equal,
     generator,
     hinted,
+    learner_check,
     random_tensor,
 )
 
@@ -29,20 +36,113 @@ def _random(*shape: int, seed: int = 0) -> torch.Tensor:
     return random_tensor(*shape, seed=1000 * seed + sum(shape))
 
 
+def _same(got: Any, value: torch.Tensor) -> bool:
+    """Whether `got` is `value` (a tensor of its shape and dtype, close in every entry)."""
+    return (
+        isinstance(got, torch.Tensor)
+        and got.shape == value.shape
+        and got.dtype == value.dtype
+        and torch.allclose(got, value)
+    )
+
+
+def _hinted_if(mistake: bool, hint: Hint) -> AbstractContextManager:
+    """`hinted(hint)` where a known mistake was recognised; otherwise the check's hint."""
+    return hinted(hint) if mistake else nullcontext()
+
+
 def _torch_vjp(f, inputs: tuple, v: torch.Tensor) -> tuple:
     """vᵀJ of `f` at `inputs`, by torch: the reference for the hand-written VJPs."""
     leaves = [t.detach().requires_grad_() for t in inputs]
     return torch.autograd.grad(f(*leaves), leaves, grad_outputs=v)
 
 
+REVERSE = (
+    "your code asked autograd for the derivative (it made a tensor that requires grad, "
+    "as requires_grad_, backward, torch.autograd.grad, torch.autograd.functional and "
+    "torch.func.grad, vjp or jacrev do)"
+)
+FORWARD = (
+    "your code asked autograd's forward mode for the derivative (a tensor that carries a "
+    "tangent, as torch.func.jvp, jacfwd and torch.autograd.forward_ad make)"
+)
+
+
+class _AutogradUse(TorchFunctionMode):
+    """Notes every way a torch call made while it is active involves autograd.
+
+    Reverse mode, however it is reached, needs a tensor that requires grad; forward mode
+    a tensor with a tangent, in an open dual level. Looking at what each call takes and
+    returns, and at the dual level it runs in, catches every
+    entry point (backward, `torch.autograd.grad`, `torch.autograd.functional`, every
+    `torch.func` transform, `forward_ad`) without a list of names.
+    """
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.found: list[str] = []  # REVERSE and/or FORWARD, in the order first seen
+
+    def __torch_function__(self, func, types, args=(), kwargs=None):
+        result = func(*args, **(kwargs or {}))
+        tensors = [t for t in tree_leaves((args, kwargs, result)) if isinstance(t, torch.Tensor)]
+        if any(t.requires_grad for t in tensors):
+            self._note(REVERSE)
+        if fwAD._current_level >= 0 or any(_has_tangent(t) for t in tensors):
+            self._note(FORWARD)
+        return result
+
+    def _note(self, use: str) -> None:
+        if use not in self.found:
+            self.found.append(use)
+
+
+def _has_tangent(t: torch.Tensor) -> bool:
+    """Whether `t` carries a forward-mode tangent (False where that cannot be asked, as
+    inside vmap: a dual level is then open, which the caller sees)."""
+    try:
+        return fwAD.unpack_dual(t).tangent is not None
+    except RuntimeError:
+        return False
+
+
 def _by_hand(what: str, function, *args):
-    """Call the learner's VJP with recording off, so that it cannot lean on autograd."""
-    with torch.no_grad():
-        return call(what, function, *args)
+    """Call the learner's VJP and refuse it if it asked autograd, in any mode, for the answer.
+
+    A crash after autograd was asked is reported as the autograd use: that is the mistake.
+    """
+    watch = _AutogradUse()
+    try:
+        with watch:
+            result = call(what, function, *args)
+    except Mismatch:
+        if not watch.found:
+            raise
+        result = None
+    expect(
+        not watch.found,
+        f"{what}: {watch.found[0] if watch.found else ''}; this exercise asks for the formula, "
+        "written with tensor operations on the inputs",
+    )
+    return result
 
 
+VJP_TANH_HINT = Hint(
+    "tanh works elementwise: output i depends on input i alone. What does that make J, and so vᵀJ?",
+    "J is diagonal, with tanh′(xᵢ) on the diagonal, so vᵀJ multiplies v elementwise by "
+    "tanh′(x); tanh′ can be written with tanh itself.",
+    "return v * (1 - torch.tanh(x) ** 2)",
+)
+FORGOT_V_HINT = Hint(
+    "You returned tanh′(x), the diagonal of J, for every v: vᵀJ weighs the slope of each "
+    "output by the v that arrives at it.",
+    "v has the shape of y = tanh(x), one weight per output.",
+    "return v * (1 - torch.tanh(x) ** 2)",
+)
+
+
+@learner_check
 def check_vjp_tanh(vjp_tanh: Callable[[torch.Tensor, torch.Tensor], torch.Tensor]) -> Verdict:
-    """Exercise 3.1: `vjp_tanh(x, v)` is vᵀJ of `y = torch.tanh(x)`."""
+    """Exercise 3.1: `vjp_tanh(x, v)` is vᵀJ of `y = torch.tanh(x)`, computed by hand."""
     shapes = [(5,), (3, 4), (2, 1, 3)]
 
     def body():
@@ -50,17 +150,23 @@ def check_vjp_tanh(vjp_tanh: Callable[[torch.Tensor, torch.Tensor], torch.Tensor
             x, v = _random(*shape), _random(*shape, seed=1)
             got = _by_hand(f"x of shape {shape}", vjp_tanh, x, v)
             (expected,) = _torch_vjp(torch.tanh, (x,), v)
-            expect_close(got, expected, f"x of shape {shape}", rtol=1e-9)
+            with _hinted_if(_same(got, 1 - torch.tanh(x) ** 2), FORGOT_V_HINT):
+                expect_close(got, expected, f"x of shape {shape}", rtol=1e-9)
         return f"matches torch.autograd.grad on {len(shapes)} shapes"
 
-    return check(
-        "Exercise 3.1 (vjp_tanh)",
-        body,
-        hint="J is diagonal with tanh'(x) = 1 - tanh(x)² on it, so vᵀJ is an elementwise "
-        "product with v",
-    )
+    return check("Exercise 3.1 (vjp_tanh)", body, hint=VJP_TANH_HINT)
 
 
+VJP_MATMUL_HINT = Hint(
+    "Start from the shapes: grad_A must have A's shape (n, k), grad_B B's shape (k, m), "
+    "and V has Y's shape (n, m).",
+    "Each gradient is a product of V with the other factor, one of the two transposed: "
+    "only one such product has the shape you need.",
+    "return V @ B.T, A.T @ V  ((n, m) @ (m, k) for A, (k, n) @ (n, m) for B)",
+)
+
+
+@learner_check
 def check_vjp_matmul(vjp_matmul: Callable[..., tuple]) -> Verdict:
     """Exercise 3.2: `vjp_matmul(A, B, V)` is (vᵀJ for A, vᵀJ for B) of `Y = A @ B`.
 
@@ -83,14 +189,20 @@ def check_vjp_matmul(vjp_matmul: Callable[..., tuple]) -> Verdict:
             expect_close(got[1], grad_B, f"{what}: grad_B", rtol=1e-9)
         return f"matches torch.autograd.grad on {len(sizes)} pairs of matrices"
 
-    return check(
-        "Exercise 3.2 (vjp_matmul)",
-        body,
-        hint="grad_A must have A's shape (n, k) and grad_B B's shape (k, m): find the one "
-        "product of V with B or A (transposed) that has that shape",
-    )
+    return check("Exercise 3.2 (vjp_matmul)", body, hint=VJP_MATMUL_HINT)
 
 
+VJP_SUM_HINT = Hint(
+    "Each element of x is added into exactly one output, with slope 1: it receives the v "
+    "of the slice it was summed into.",
+    "v lacks the summed dimension: put it back, with size 1, in its place (dim may be "
+    "negative), then repeat v along it. expand_as alone lines v up with the last "
+    "dimensions of x, whatever dim is.",
+    "return v.unsqueeze(dim).expand_as(x)",
+)
+
+
+@learner_check
 def check_vjp_sum(vjp_sum: Callable[..., torch.Tensor]) -> Verdict:
     """Exercise 3.3: `vjp_sum(x, dim, v)` is vᵀJ of `y = x.sum(dim)`.
 
@@ -109,12 +221,7 @@ def check_vjp_sum(vjp_sum: Callable[..., torch.Tensor]) -> Verdict:
             expect_close(got, expected, what, rtol=1e-12)
         return f"matches torch.autograd.grad on {len(cases)} cases"
 
-    return check(
-        "Exercise 3.3 (vjp_sum)",
-        body,
-        hint="every x element of a slice gets that slice's v: put the summed dimension back "
-        "with unsqueeze(dim), then expand to x's shape",
-    )
+    return check("Exercise 3.3 (vjp_sum)", body, hint=VJP_SUM_HINT)
 
 
 def _jacobian_cases():
@@ -136,21 +243,53 @@ def _jacobian_cases():
     ]
 
 
-READY_MADE = ("torch/autograd/functional.py", "torch/_functorch/", "torch/func/")
-"""Where torch's own Jacobian makers live: a backward pass started from there is not yours."""
+READY_MADE = {
+    "torch/autograd/functional.py": "torch.autograd.functional",
+    "torch/_functorch/": "torch.func",
+    "torch/func/": "torch.func",
+}
+"""Where torch's own Jacobian makers live, and their public names: a backward pass started
+from there is not the learner's."""
 
 
 def _ready_made_caller() -> str | None:
-    """The file of torch's Jacobian maker on the current call stack, if any."""
+    """The public name of torch's Jacobian maker on the current call stack, if any."""
     frame = sys._getframe(1)
     while frame is not None:
         name = frame.f_code.co_filename.replace("\\", "/")
-        if any(part in name for part in READY_MADE):
-            return name.split("site-packages/")[-1]
+        for place, public in READY_MADE.items():
+            if place in name:
+                return public
         frame = frame.f_back
     return None
 
 
+JACOBIAN_HINT = Hint(
+    "A backward pass with gradient v gives vᵀJ: one combination of the rows of J. Which v "
+    "gives exactly one row?",
+    "A one-hot v picks one output, so it is shaped like y, not like x; that makes one pass "
+    "per element of y, each with retain_graph=True so that the graph survives for the "
+    "next. torch.autograd.grad returns each row instead of adding it into x.grad.",
+    "y = f(x); rows = [torch.autograd.grad(y, x, e.view(y.shape), retain_graph=True)[0] "
+    "for e in torch.eye(y.numel(), dtype=y.dtype)]; "
+    "return torch.stack(rows).view(*y.shape, *x.shape)",
+)
+PILED_UP_HINT = Hint(
+    "Each of your rows is the sum of the right row and all the rows before it: something "
+    "keeps what the earlier passes gave.",
+    "y.backward adds its result into x.grad; it never overwrites it.",
+    "set x.grad = None before each pass, or use torch.autograd.grad(y, x, one_hot, "
+    "retain_graph=True)[0], which returns the row instead of adding it into x.grad",
+)
+
+
+def _piled_up(got: Any, expected: torch.Tensor, rows: int) -> bool:
+    """Whether `got` holds the running sums of J's rows: x.grad read without clearing it."""
+    running = expected.reshape(rows, -1).cumsum(0).reshape(expected.shape)
+    return rows > 1 and _same(got, running)
+
+
+@learner_check
 def check_jacobian_by_vjps(jacobian_by_vjps: Callable[[Callable, torch.Tensor], Any]) -> Verdict:
     """Exercise 3.4: `jacobian_by_vjps(f, x)` builds J from one backward pass per output.
 
@@ -158,7 +297,7 @@ def check_jacobian_by_vjps(jacobian_by_vjps: Callable[[Callable, torch.Tensor], 
     A hook on `y` counts the backward passes through it and checks that each one starts
     from the learner's code with a `gradient` shaped like `y`: a Jacobian made by
     `torch.autograd.functional.jacobian` or `torch.func` (which make the passes, or
-    none, for you) does not pass.
+    none, for you) does not pass, nor one made in forward mode.
     """
 
     def body():
@@ -177,16 +316,24 @@ def check_jacobian_by_vjps(jacobian_by_vjps: Callable[[Callable, torch.Tensor], 
                     y.register_hook(hook)
                 return y
 
-            got = call(what, jacobian_by_vjps, counted, x.detach().requires_grad_())
+            watch = _AutogradUse()
+            with watch:
+                got = call(what, jacobian_by_vjps, counted, x.detach().requires_grad_())
             expect(
                 not helpers,
-                f"{what}: the backward passes were made by torch ({helpers[0] if helpers else ''})"
-                ": make one backward pass per output yourself, with torch.autograd.grad or "
-                "y.backward, not with torch.autograd.functional.jacobian or torch.func",
+                f"{what}: {helpers[0] if helpers else ''} made the backward passes, not your "
+                "code: make one backward pass per output yourself, with "
+                "torch.autograd.grad or y.backward",
+            )
+            expect(
+                FORWARD not in watch.found,
+                f"{what}: {FORWARD}; this exercise builds J from backward passes, one per output",
             )
             expected = torch.autograd.functional.jacobian(f, x)
-            expect_close(got, expected, what, rtol=1e-9)
             y_shape = tuple(f(x).shape)
+            piled_up = _piled_up(got, expected, f(x).numel())
+            with _hinted_if(piled_up, PILED_UP_HINT):
+                expect_close(got, expected, what, rtol=1e-9)
             expect_equal(len(passes), f(x).numel(), f"{what}: number of backward passes through y")
             expect(
                 all(shape == y_shape for shape in passes),
@@ -195,15 +342,10 @@ def check_jacobian_by_vjps(jacobian_by_vjps: Callable[[Callable, torch.Tensor], 
             )
         return "matches torch.autograd.functional.jacobian on 4 functions, one pass per output"
 
-    return check(
-        "Exercise 3.4 (jacobian_by_vjps)",
-        body,
-        hint="run backward once per output element with a one-hot `gradient` shaped like "
-        "y (not like x), keep the graph with retain_graph=True, and reshape the stacked rows "
-        "to y.shape + x.shape",
-    )
+    return check("Exercise 3.4 (jacobian_by_vjps)", body, hint=JACOBIAN_HINT)
 
 
+INF = float("inf")
 LSE_ROWS = [
     [-1000.0, -1000.0, -1001.0],
     [1000.0, 999.0, 0.0],
@@ -216,33 +358,88 @@ LSE_ROWS = [
 (e⁻¹⁰⁰⁰ is 0, and log 0 = -inf), next to ordinary ones: one max for the whole tensor is not
 enough (Exercise 3.5)."""
 
-LSE_VALUE_HINT = (
-    "subtract each row's maximum m = x.amax(dim=-1, keepdim=True) before exp, then add it "
-    "back: lse(x) = m + log(Σ exp(x - m)), so that every exponent is at most 0"
+LSE_INFINITE_ROWS = [[-INF, -INF, -INF], [INF, 0.0, 1.0], [-INF, 0.0, INF]]
+"""Rows whose log-sum-exp is -inf (every entry masked) or inf: shifting by an infinite
+maximum gives inf - inf = nan there, where torch gives -inf and inf."""
+
+LSE_VALUE_HINT = Hint(
+    "exp overflows to inf above about 709 (88 in float32) and underflows to 0 far below "
+    "0, so the naive formula fails on rows at ±1000. log Σ exp(x) does not change if you "
+    "subtract the same number m from every x of a row and add m back.",
+    "Choose m for each row so that every exponent x - m is at most 0 and the largest is 0: "
+    "the row's own maximum (keepdim=True keeps it lined up with x).",
+    "m = x.amax(dim=-1, keepdim=True); m = torch.where(m.isfinite(), m, 0) (an infinite "
+    "maximum would give inf - inf = nan); out = m.squeeze(-1) + "
+    "torch.log(torch.exp(x - m).sum(dim=-1)); ctx.save_for_backward(x, out); return out",
 )
-LSE_GRAD_HINT = (
-    "the gradient is softmax(x) = exp(x - lse(x)) (save x and the output in forward: it "
-    "never overflows), times grad_output.unsqueeze(-1) (one grad_output per row)"
+LSE_INFINITE_HINT = Hint(
+    "Look at a row whose maximum is infinite: all -inf (every entry masked), or one entry "
+    "inf. What is x - m there?",
+    "inf - inf is nan, and it spreads to the whole row; any finite m gives the same value.",
+    "where the maximum is ±inf, shift by 0 instead: m = torch.where(m.isfinite(), m, 0) "
+    "before exp (torch does the same); then log(0) = -inf and log(inf) = inf come out",
+)
+LSE_GRAD_HINT = Hint(
+    "∂ lse(x)/∂xⱼ = exp(xⱼ) / Σ exp(x): the softmax of the row. backward receives one "
+    "grad_output per row and must weigh that row's softmax by it.",
+    "exp(x) / Σ exp(x) overflows the way the naive forward does; exp(x - lse(x)) is the "
+    "same softmax with every exponent ≤ 0, from what forward saved. grad_output has the "
+    "output's shape, one dimension fewer than x.",
+    "x, out = ctx.saved_tensors; "
+    "return grad_output.unsqueeze(-1) * torch.exp(x - out.unsqueeze(-1))",
+)
+FORGOT_GRAD_OUTPUT_HINT = Hint(
+    "Your backward returned softmax(x) whatever grad_output it received: vᵀJ weighs each "
+    "row's softmax by the grad_output of that row.",
+    "grad_output has the output's shape, one dimension fewer than x: line it up with x.",
+    "return grad_output.unsqueeze(-1) * torch.exp(x - out.unsqueeze(-1))",
 )
 
 
-def _lse_inputs(dtype: torch.dtype) -> list[tuple[str, torch.Tensor]]:
-    masked = [[0.0, -torch.inf, 1.0], [-torch.inf, 2.0, 3.0]]
+def _lse_inputs(dtype: torch.dtype) -> list[tuple[str, torch.Tensor, bool]]:
+    """(description, x, whether its gradient is defined) for Exercise 3.5.
+
+    Where lse(x) is ±inf the gradient is not defined (torch gives nan): values only.
+    """
+    masked = [[0.0, -INF, 1.0], [-INF, 2.0, 3.0]]
     return [
-        (f"x = {LSE_ROWS}", torch.tensor(LSE_ROWS, dtype=dtype)),
-        ("x of shape (4, 4) from randn * 10", random_tensor(4, 4, seed=5, dtype=dtype, scale=10)),
-        ("x of shape (5,) (a scalar out)", random_tensor(5, seed=6, dtype=dtype, scale=30)),
-        ("x of shape (2, 3, 4)", random_tensor(2, 3, 4, seed=7, dtype=dtype)),
-        (f"x = {masked} (masked entries)", torch.tensor(masked, dtype=dtype)),
+        (f"x = {LSE_ROWS}", torch.tensor(LSE_ROWS, dtype=dtype), True),
+        (
+            "x of shape (4, 4) from randn * 10",
+            random_tensor(4, 4, seed=5, dtype=dtype, scale=10),
+            True,
+        ),
+        ("x of shape (5,) (a scalar out)", random_tensor(5, seed=6, dtype=dtype, scale=30), True),
+        ("x of shape (2, 3, 4)", random_tensor(2, 3, 4, seed=7, dtype=dtype), True),
+        (f"x = {masked} (masked entries)", torch.tensor(masked, dtype=dtype), True),
+        (
+            f"x = {LSE_INFINITE_ROWS} (lse -inf or inf)",
+            torch.tensor(LSE_INFINITE_ROWS, dtype=dtype),
+            False,
+        ),
     ]
 
 
+def _lse_backward(what: str, out: torch.Tensor, leaf: torch.Tensor, v: torch.Tensor):
+    """The gradient the learner's backward gives for `v`; None from backward is a mistake."""
+    expect(out.requires_grad, f"{what}: the output does not require grad")
+    (grad,) = call(f"{what}: backward", torch.autograd.grad, out, leaf, v, allow_unused=True)
+    expect(
+        grad is not None,
+        f"{what}: your backward returned None: it must return the gradient with respect to "
+        "x, a tensor shaped like x",
+    )
+    return grad
+
+
+@learner_check
 def check_logsumexp(LogSumExp: Any) -> Verdict:
     """Exercise 3.5: `LogSumExp` is an `autograd.Function` for logsumexp over the last dim.
 
     Its values and gradients (for a random `grad_output`) must match
     `torch.logsumexp` in float32 and float64, also on rows at ±1000 mixed with
-    ordinary rows, and with `-inf` entries; its backward must pass `gradcheck`.
+    ordinary rows, with `-inf` entries, and (values only) on rows whose result is ±inf;
+    its backward must pass `gradcheck`.
     """
 
     def body():
@@ -254,21 +451,28 @@ def check_logsumexp(LogSumExp: Any) -> Verdict:
             # float32: an output near 1000 is rounded by 1000 * 2⁻²⁴ ≈ 6e-5, and exp(x - out)
             # carries that relative error into the gradient
             rtol, atol = (1e-9, 1e-12) if dtype == torch.float64 else (2e-4, 1e-6)
-            for i, (text, x) in enumerate(_lse_inputs(dtype)):
+            for i, (text, x, differentiable) in enumerate(_lse_inputs(dtype)):
                 what = f"{text} in {dtype}"
                 leaf = x.clone().requires_grad_()
-                with hinted(LSE_VALUE_HINT, what):
+                with hinted(LSE_VALUE_HINT if differentiable else LSE_INFINITE_HINT, what):
                     got = call(what, LogSumExp.apply, leaf)
                     expect_close(got, torch.logsumexp(x, dim=-1), f"{what}: values", rtol, atol)
+                if not differentiable:
+                    continue
                 v = torch.randn(got.shape, generator=generator(10 + i), dtype=dtype)
                 reference = x.clone().requires_grad_()
                 (expected,) = torch.autograd.grad(torch.logsumexp(reference, dim=-1), reference, v)
                 with hinted(LSE_GRAD_HINT, what):
-                    expect(got.requires_grad, f"{what}: the output does not require grad")
-                    (grad,) = call(f"{what}: backward", torch.autograd.grad, got, leaf, v)
-                    expect_close(
-                        grad, expected, f"{what}: gradients for a random grad_output", rtol, atol
-                    )
+                    grad = _lse_backward(what, got, leaf, v)
+                    forgot = _same(grad, torch.softmax(x, dim=-1))
+                    with _hinted_if(forgot, FORGOT_GRAD_OUTPUT_HINT):
+                        expect_close(
+                            grad,
+                            expected,
+                            f"{what}: gradients for a random grad_output",
+                            rtol,
+                            atol,
+                        )
         x64 = _random(3, 4).requires_grad_()
         with hinted(LSE_GRAD_HINT):
             call(
@@ -278,13 +482,25 @@ def check_logsumexp(LogSumExp: Any) -> Verdict:
                 (x64,),
             )
         return (
-            "right values and gradients at ±1000 and with -inf entries, in float32 and "
-            "float64; gradcheck passes"
+            "right values and gradients at ±1000 and with -inf entries, right values where "
+            "the result is ±inf, in float32 and float64; gradcheck passes"
         )
 
     return check("Exercise 3.5 (LogSumExp)", body, hint=LSE_VALUE_HINT)
 
 
+CLIP_HOOK_HINT = Hint(
+    "t.register_hook(fn) calls fn(grad) with the gradient that reaches t; what fn returns "
+    "replaces that gradient, and None leaves it as it was.",
+    "Log the gradient as it arrived (a copy, grad.clone()), then return a new, clipped "
+    "tensor; do not change grad in place. The caller needs the handle that register_hook "
+    "returns to remove the hook.",
+    "def hook(grad): log.append(grad.clone()); return grad.clamp(-limit, limit) — "
+    "then return t.register_hook(hook)",
+)
+
+
+@learner_check
 def check_clip_hook(add_clip_hook: Callable[..., Any]) -> Verdict:
     """Exercise 3.6: `add_clip_hook(t, limit, log)` logs each gradient and clips it.
 
@@ -318,10 +534,4 @@ def check_clip_hook(add_clip_hook: Callable[..., Any]) -> Verdict:
             expect_close(x.grad, scale * upstream, f"{where}: x.grad after remove()")
         return "logs and clips on a non-leaf and on a leaf; remove() turns it off"
 
-    return check(
-        "Exercise 3.6 (add_clip_hook)",
-        body,
-        hint="register a function that appends grad.clone() to log and returns "
-        "grad.clamp(-limit, limit) (a new tensor: don't change grad in place); return the "
-        "handle that register_hook gives you",
-    )
+    return check("Exercise 3.6 (add_clip_hook)", body, hint=CLIP_HOOK_HINT)
