@@ -48,12 +48,16 @@ lint: $(TEST_STAMP) ## ruff, notebook headers and workflow lint only
 pdf: $(TEST_STAMP) ## the whole book as one PDF: _build/html/executable-pytorch.pdf (after make book)
 	$(BIN)/python tools/pdf.py
 
-$(STAMP): requirements.txt pyproject.toml
+# JupyterLab's settings (also Binder's): binder/overrides.json turns off the prompt about
+# Jupyter news, and jupytext-config makes a .md file open as a notebook.
+$(STAMP): requirements.txt pyproject.toml binder/overrides.json
 	@command -v $(PYTHON) >/dev/null || { echo "$(PYTHON) not found: install Python 3.11 or run make PYTHON=/path/to/python3.11"; exit 1; }
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install --upgrade pip
 	$(BIN)/python -m pip install -r requirements.txt
 	$(BIN)/python -m pip install --no-deps -e .
+	mkdir -p $(VENV)/share/jupyter/lab/settings
+	cp binder/overrides.json $(VENV)/share/jupyter/lab/settings/overrides.json
 	$(BIN)/jupytext-config --settings-file $(VENV)/share/jupyter/lab/settings/overrides.json set-default-viewer markdown myst
 	touch $(STAMP)
 

@@ -28,8 +28,9 @@ notebook:
 - After each exercise (before the cell that states the next one, or at the end), the
   exercise page gets a ``{solution}`` dropdown, "Solution to Exercise <id>", whose
   content is included from the solution notebook by line numbers: each code region
-  (``{literalinclude}``) and each written answer (``{include}``). The exercise file only
-  names those lines; no solution text is copied into it.
+  (``{literalinclude}``) and each written answer (``{include}``), after a link to the
+  solution notebook (JupyterLab resolves no include: there the link opens the solution).
+  The exercise file only names those lines; no solution text is copied into it.
 """
 
 import argparse
@@ -316,8 +317,11 @@ def _markdown_source(text, page, cells, number, start):
 
 
 def _solution_cell(answer: Answer, name: str):
-    """A dropdown with an exercise's answers, included from the solution notebook."""
+    """A dropdown with an exercise's answers, included from the solution notebook, after a
+    link to that notebook: JupyterLab (jupyterlab-myst) resolves no include, and there the
+    link is what opens the solution."""
     parts = [f"````{{solution}} {answer.label}", ":class: dropdown", ""]
+    parts += [f"From [the worked solutions](../solutions/{name}):", ""]
     for lines in answer.code:
         parts += [
             f"```{{literalinclude}} ../solutions/{name}",
