@@ -13,7 +13,7 @@ EXECUTE := $(BIN)/python tools/execute.py
 JB := $(BIN)/jupyter-book build . -W -n --keep-going
 PYTEST := $(BIN)/python -m pytest -n auto --dist loadfile
 
-.PHONY: help book test exercises lint bench notebooks lock lock-check clean clean-cache pdf
+.PHONY: help book test check exercises lint bench notebooks lock lock-check clean clean-cache pdf
 
 help: ## list the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | sed -E 's/^([a-z-]+):.*## /  make \1\t/' | expand -t 22
@@ -29,6 +29,11 @@ test: $(TEST_STAMP) ## exercises in sync, strict build, then every test (noteboo
 	$(JB)
 	$(BIN)/python tools/pdf.py
 	$(PYTEST)
+
+# The loop: only the tests that the files changed since the last green `make check` can
+# affect (the whole suite when a change is one it cannot follow); says what it skipped.
+check: $(TEST_STAMP) ## only what your edits can affect: changed notebooks, their tests and pages
+	$(BIN)/python tools/check.py
 
 # Regenerate exercises/ from solutions/ (the single source of every exercise).
 exercises: $(STAMP) ## regenerate exercises/ from solutions/
