@@ -1,13 +1,29 @@
-"""An "Open in Colab" entry in the launch menu of every chapter, exercise and solution page.
+"""The learner's notebook from every chapter, exercise and solution page: "Open in Colab" in
+its launch menu, and the `.ipynb` of its download menu.
 
 The theme's own Colab button links the page's source on the repository's main branch,
 which is a .md file that Colab cannot open. The deploy workflow publishes each page as a
 notebook (`make notebooks`, tools/notebooks.py) on the `colab` branch; this links there.
+
+The download menu's `.ipynb` was myst-nb's copy of the MyST source, whose exercise boxes,
+solution boxes and cross-references plain Jupyter shows as raw text; it becomes the same
+learner's notebook that Colab opens, with the page's outputs for a chapter.
 """
+
+import sys
+from pathlib import Path
+
+import nbformat
+
+ROOT = Path(__file__).resolve().parent.parent
+if str(ROOT) not in sys.path:
+    sys.path.insert(0, str(ROOT))
+
+from tools import notebooks  # noqa: E402
 
 COLAB = "https://colab.research.google.com/github"
 BRANCH = "colab"
-FOLDERS = ("chapters", "exercises", "solutions")
+FOLDERS = notebooks.FOLDERS
 
 
 def colab_url(repository_url: str, pagename: str) -> str | None:
@@ -42,8 +58,21 @@ def add_colab_button(app, pagename, templatename, context, doctree):
         group["buttons"].append(button)
 
 
+def offer_the_learner_notebook(app, pagename, templatename, context, doctree):
+    """Make the download menu's `.ipynb` the learner's notebook: plain Jupyter Markdown and
+    the install cell, with the outputs of the page's run for a chapter (the notebook the
+    theme copied into `_sources` holds them)."""
+    if not context.get("ipynb_source") or pagename.split("/")[0] not in FOLDERS:
+        return
+    path = Path(app.outdir, "_sources", context["ipynb_source"])
+    executed = nbformat.read(path, as_version=4) if pagename.startswith("chapters/") else None
+    nbformat.write(notebooks.learner_notebook(pagename, executed), path)
+
+
 def setup(app):
-    """Register the Colab button with Sphinx."""
-    # After the theme's launch buttons (priority 501), before the header is rendered.
+    """Register the Colab button and the learner's download with Sphinx."""
+    # After the theme's launch buttons (priority 501, which also copy the page's notebook
+    # into `_sources`), before the header is rendered.
     app.connect("html-page-context", add_colab_button, priority=502)
+    app.connect("html-page-context", offer_the_learner_notebook, priority=502)
     return {"parallel_read_safe": True, "parallel_write_safe": True}

@@ -13,6 +13,7 @@ import subprocess
 import sys
 import zipfile
 
+import jupytext
 import nbformat
 import pytest
 
@@ -21,6 +22,14 @@ from tests import colab as stand_in
 from tools import notebooks
 
 PAGES = notebooks.pages()
+
+
+def load_colab_button():
+    """The Sphinx extension _ext/colab_button.py, as the build loads it."""
+    sys.path.insert(0, str(ROOT / "_ext"))
+    import colab_button
+
+    return colab_button
 
 
 @pytest.fixture(scope="module")
@@ -104,8 +113,7 @@ def test_mnist_is_downloaded_where_there_is_no_copy(colab):
 
 
 def test_every_notebook_page_gets_an_open_in_colab_button():
-    sys.path.insert(0, str(ROOT / "_ext"))
-    import colab_button
+    colab_button = load_colab_button()
 
     repo = "https://github.com/executable-pytorch/course"
     for page in PAGES:
@@ -119,3 +127,30 @@ def test_every_notebook_page_gets_an_open_in_colab_button():
             f"{page}.ipynb"
         )
     assert colab_button.colab_url(repo, "intro") is None
+
+
+@pytest.mark.parametrize("page", ["chapters/tensors", "exercises/tensors"])
+def test_the_download_menu_offers_the_learner_s_notebook(tmp_path, page):
+    """The theme copies myst-nb's notebook of the page (MyST source, outputs of the run)
+    into `_sources`; the extension replaces it with the learner's notebook, keeping a
+    chapter's outputs cell for cell."""
+    ran = jupytext.read(ROOT / f"{page}.md")
+    code = [c for c in ran.cells if c.cell_type == "code"]
+    for number, cell in enumerate(code):
+        cell.outputs = [nbformat.v4.new_output("stream", name="stdout", text=f"run {number}\n")]
+    path = tmp_path / "_sources" / f"{page}.ipynb"
+    path.parent.mkdir(parents=True)
+    nbformat.write(ran, path)
+    app = type("App", (), {"outdir": str(tmp_path)})()
+    context = {"ipynb_source": f"{page}.ipynb"}
+    load_colab_button().offer_the_learner_notebook(app, page, "page.html", context, None)
+    offered = nbformat.read(path, as_version=4)
+    expected = notebooks.learner_notebook(page)
+    assert [c.source for c in offered.cells] == [c.source for c in expected.cells]
+    outputs = [c.outputs for c in offered.cells[1:] if c.cell_type == "code"]
+    if page.startswith("chapters/"):
+        assert [[o.text for o in cell] for cell in outputs] == [
+            [f"run {n}\n"] for n in range(len(code))
+        ]
+    else:
+        assert not any(outputs), "an exercise offered with the outputs of its run"

@@ -1,9 +1,21 @@
-"""A learner's JupyterLab renders the course's MyST: `jupyter lab` from .venv, a real browser
-(Debian's Chromium through Playwright) double-clicks exercises/engine.md, which opens as a
-notebook with its exercise boxes and math rendered (jupyterlab-myst); Run All runs it and the
-first check prints "not done yet"; saving writes the .md without outputs, and no outputs
-anywhere else. Screenshots in _build/screenshots-lab/."""
+"""A learner's JupyterLab, in a real browser (Debian's Chromium through Playwright), with
+the settings that `make` wrote into .venv.
 
+With jupyterlab-myst, as `make` sets it up: double-clicking exercises/engine.md opens it as
+a notebook with its exercise boxes and math rendered; no prompt about Jupyter news covers
+it; Run All runs it and the first check prints "not done yet"; saving writes the .md
+without outputs, and no outputs anywhere else; a solution box, which cannot resolve its
+includes there, links to the solution notebook, and the link opens it at its code.
+
+Without jupyterlab-myst, as Colab and plain Jupyter show a notebook: the learner's .ipynb
+of an exercise page and of a chapter (`make notebooks`) read as plain notebooks, no MyST
+showing, exercises titled, a solution box that opens on its code, test-only cells folded.
+
+Screenshots in _build/screenshots/jupyterlab/.
+"""
+
+import contextlib
+import json
 import os
 import re
 import secrets
@@ -16,13 +28,21 @@ import urllib.request
 from pathlib import Path
 
 import jupytext
+import nbformat
 import pytest
 
 from course import book
+from tools import notebooks
 
 ROOT = book.ROOT
 NOTEBOOK = ROOT / "exercises" / "engine.md"
-SHOTS = ROOT / "_build" / "screenshots-lab"
+SOLUTION = ROOT / "solutions" / "engine.md"
+PLAIN = ("exercises/engine", "chapters/tensors")
+"""The learner's notebooks opened without jupyterlab-myst: an exercise page, a chapter."""
+SHOTS = ROOT / "_build" / "screenshots" / "jupyterlab"
+NEWS = "official Jupyter news"
+"""Words of the prompt JupyterLab shows on a first start unless its settings say no."""
+MYST = re.compile(r"\{(exercise|solution|ref|admonition)\}|^:\w+:|^\(\S+\)=$|^% ", re.M)
 
 
 def cells(text: str) -> list[tuple[str, str]]:
@@ -49,18 +69,25 @@ def first_check_cell(text: str) -> int:
     return next(i for i, cell in enumerate(cells) if re.search(r"^check_\w+\(", cell, re.M))
 
 
-@pytest.fixture(scope="module")
-def lab(tmp_path_factory, browser):
-    """JupyterLab on 127.0.0.1 over a copy of exercises/engine.md, with the settings that
-    `make` wrote into .venv (the .md opens as a Jupytext notebook) and a fresh user profile.
+def solution_code(task: str) -> list[str]:
+    """The stripped, non-blank lines of solution region `task` of solutions/engine.md."""
+    text = SOLUTION.read_text(encoding="utf-8")
+    body = re.search(
+        rf"# BEGIN SOLUTION {re.escape(task)}\n(.*?)\n[ \t]*# END SOLUTION", text, re.S
+    )
+    return [line.strip() for line in body[1].splitlines() if line.strip()]
 
-    It asks for `browser` first: without Chromium (skipped, or failed in CI, by that
-    fixture) there is no point starting JupyterLab.
-    """
-    base = tmp_path_factory.mktemp("lab")
-    root = base / "root"
-    (root / "exercises").mkdir(parents=True)
-    shutil.copy(NOTEBOOK, root / "exercises" / "engine.md")
+
+@contextlib.contextmanager
+def jupyter_lab(base: Path, root: Path, *, myst: bool):
+    """JupyterLab on 127.0.0.1 over `root`, with a fresh user profile and the settings that
+    `make` wrote into .venv; without jupyterlab-myst unless `myst`. Yields its settings
+    API's and its own address."""
+    config = base / "config"
+    if not myst:
+        (config / "labconfig").mkdir(parents=True)
+        disabled = {"disabledExtensions": {"jupyterlab-myst": True}}
+        (config / "labconfig" / "page_config.json").write_text(json.dumps(disabled))
     with socket.socket() as sock:
         sock.bind(("127.0.0.1", 0))
         port = sock.getsockname()[1]
@@ -69,7 +96,7 @@ def lab(tmp_path_factory, browser):
         "JUPYTERLAB_SETTINGS_DIR": str(base / "user-settings"),
         "JUPYTERLAB_WORKSPACES_DIR": str(base / "workspaces"),
         "JUPYTER_RUNTIME_DIR": str(base / "runtime"),
-        "JUPYTER_CONFIG_DIR": str(base / "config"),
+        "JUPYTER_CONFIG_DIR": str(config),
     }
     argv = [
         str(Path(sys.executable).parent / "jupyter"),
@@ -96,11 +123,33 @@ def lab(tmp_path_factory, browser):
                 if server.poll() is not None or time.monotonic() > deadline:
                     pytest.fail(f"jupyter lab did not start:\n{(base / 'lab.log').read_text()}")
                 time.sleep(0.5)
-        yield {"url": f"{url}/lab?token={token}", "root": root}
+        yield {"url": url, "token": token, "root": root}
     finally:
         server.terminate()
         server.wait(timeout=30)
         log.close()
+
+
+def lab_url(lab: dict, path: str = "") -> str:
+    """The address of JupyterLab, opening `path` if given."""
+    return f"{lab['url']}/lab{'/tree/' + path if path else ''}?token={lab['token']}"
+
+
+@pytest.fixture(scope="module")
+def lab(tmp_path_factory, browser):
+    """JupyterLab with jupyterlab-myst over copies of exercises/engine.md and the solution
+    notebook its solution boxes link to.
+
+    It asks for `browser` first: without Chromium (skipped, or failed in CI, by that
+    fixture) there is no point starting JupyterLab.
+    """
+    base = tmp_path_factory.mktemp("lab")
+    root = base / "root"
+    for source in (NOTEBOOK, SOLUTION):
+        (root / source.parent.name).mkdir(parents=True, exist_ok=True)
+        shutil.copy(source, root / source.parent.name / source.name)
+    with jupyter_lab(base, root, myst=True) as lab:
+        yield lab
 
 
 @pytest.fixture(scope="module")
@@ -108,11 +157,35 @@ def page(lab, browser):
     SHOTS.mkdir(parents=True, exist_ok=True)
     context = browser.new_context(viewport={"width": 1400, "height": 1000})
     page = context.new_page()
-    page.goto(lab["url"])
+    page.goto(lab_url(lab))
     page.locator(".jp-DirListing-item", has_text="exercises").dblclick()
     page.locator(".jp-DirListing-item", has_text="engine.md").dblclick()
     yield page
     context.close()
+
+
+@pytest.fixture(scope="module")
+def plain_lab(tmp_path_factory, browser):
+    """JupyterLab without jupyterlab-myst over the learner's notebooks of PLAIN."""
+    base = tmp_path_factory.mktemp("plain-lab")
+    for name in PLAIN:
+        path = base / "root" / f"{name}.ipynb"
+        path.parent.mkdir(parents=True, exist_ok=True)
+        nbformat.write(notebooks.learner_notebook(name), path)
+    with jupyter_lab(base, base / "root", myst=False) as lab:
+        yield lab
+
+
+def test_no_prompt_about_jupyter_news(lab):
+    """The settings `make` writes (binder/overrides.json) answer it: never fetch news.
+    (JupyterLab applies such overrides to the defaults of the settings' schema.)"""
+    request = urllib.request.Request(
+        f"{lab['url']}/lab/api/settings/@jupyterlab/apputils-extension:notification",
+        headers={"Authorization": f"token {lab['token']}"},
+    )
+    with urllib.request.urlopen(request, timeout=10) as response:
+        properties = json.load(response)["schema"]["properties"]
+    assert properties["fetchNews"]["default"] == "false", properties["fetchNews"]
 
 
 def test_opens_as_a_rendered_notebook(page):
@@ -164,7 +237,64 @@ def test_run_all_and_save_without_outputs(page, lab):
     assert cells(text) == cells(source), "saving changed the cells of the .md"
     stray = [
         p
-        for p in lab["root"].rglob("*")
+        for p in (lab["root"] / "exercises").rglob("*")
         if p.is_file() and p != saved and cells(p.read_text(errors="replace")) != cells(source)
     ]
     assert not stray, f"saving wrote {stray} (outputs kept somewhere?)"
+    assert page.get_by_text(NEWS).count() == 0, "a prompt about Jupyter news shows"
+
+
+def test_a_solution_box_opens_the_solution(page):
+    """jupyterlab-myst resolves no include: the box's link opens the solution notebook,
+    which shows the solution's code."""
+    index = next(
+        i for i, (kind, text) in enumerate(cells(NOTEBOOK.read_text())) if "{solution}" in text
+    )
+    box = page.locator(".jp-NotebookPanel:visible .jp-Cell").nth(index).locator("details")
+    box.locator("summary").click()
+    link = box.get_by_role("link", name="the worked solutions")
+    link.wait_for(state="visible", timeout=10_000)
+    shoot(page, box, "solution-box.png")
+    link.click()
+    opened = page.locator(".jp-NotebookPanel:visible")
+    opened.get_by_text("Solutions: Build your own autograd").wait_for(timeout=30_000)
+    code = opened.locator(".jp-CodeCell", has_text="# BEGIN SOLUTION 4.1").first
+    code.wait_for(timeout=30_000)
+    shoot(page, code.locator(".cm-line", has_text="# BEGIN SOLUTION 4.1"), "solution-opened.png")
+    shown = code.inner_text()
+    missing = [line for line in solution_code("4.1") if line not in shown]
+    assert not missing, f"the opened solution lacks {missing}"
+
+
+@pytest.mark.parametrize("name", PLAIN)
+def test_the_learner_notebook_reads_as_plain_jupyter_shows_it(plain_lab, browser, name):
+    context = browser.new_context(viewport={"width": 1400, "height": 1000})
+    page = context.new_page()
+    try:
+        page.goto(lab_url(plain_lab, f"{name}.ipynb"))
+        panel = page.locator(".jp-NotebookPanel:visible")
+        panel.locator(".jp-MarkdownCell .jp-RenderedMarkdown h1").first.wait_for(timeout=60_000)
+        assert panel.locator(".myst").count() == 0, "jupyterlab-myst is not disabled"
+        slug = name.replace("/", "-")
+        page.screenshot(path=SHOTS / f"plain-{slug}.png")
+        rendered = "\n".join(panel.locator(".jp-RenderedMarkdown").all_inner_texts())
+        assert not MYST.search(rendered), f"MyST shows: {MYST.search(rendered)[0]!r}"
+        if name.startswith("exercises/"):
+            heading = panel.locator("h3", has_text="Exercise 4.1 — Add and multiply")
+            assert heading.count() == 1, "no heading 'Exercise 4.1 — Add and multiply'"
+            box = panel.locator("details", has_text="Solution to Exercise 4.1")
+            code = box.locator("pre").first
+            assert not code.is_visible(), "the solution shows before it is asked for"
+            box.locator("summary").click()
+            code.wait_for(state="visible", timeout=10_000)
+            shoot(page, box, f"plain-{slug}-solution.png")
+            missing = [line for line in solution_code("4.1") if line not in code.inner_text()]
+            assert not missing, f"the box's code lacks {missing}"
+        else:
+            quote = panel.locator("blockquote", has_text="In this chapter").first
+            assert quote.is_visible(), "the chapter's opening box is no blockquote"
+            folded = panel.locator(".jp-CodeCell .jp-InputPlaceholder")
+            assert folded.count() > 0, "no test-only cell is folded"
+            shoot(page, folded.first, f"plain-{slug}-folded.png")
+    finally:
+        context.close()

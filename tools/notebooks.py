@@ -70,8 +70,9 @@ if "google.colab" in sys.modules:
     importlib.invalidate_caches()
 elif importlib.util.find_spec("course") is None:
     raise ModuleNotFoundError(
-        "The course's helpers (`import course`) are not installed: run `pip install -e .` "
-        "in a clone of {url}, or open this notebook on Colab, where this cell installs them."
+        "The course's helpers (`import course`) are not installed: run "
+        "`pip install -e .` in a clone of {url}, "
+        "or open this notebook on Colab, where this cell installs them."
     )'''
 
 
@@ -121,7 +122,7 @@ def copy_outputs(executed, notebook, page: str) -> None:
 
 def pages() -> list[str]:
     """The chapter, exercise and solution pages, in the toc's order."""
-    return [page for page in toc_pages() if page.split("/")[0] in FOLDERS]
+    return [page for page in toc_pages(ROOT) if page.split("/")[0] in FOLDERS]
 
 
 def write_all(out: Path) -> list[Path]:

@@ -37,7 +37,10 @@ from myst_parser.parsers.mdit import create_md_parser
 from sphinx.directives.code import LiteralInclude, LiteralIncludeReader
 from sphinx_exercise.directive import ExerciseDirective, SolutionDirective
 
-from course.book import ROOT, toc_pages
+from course.book import toc_pages
+
+ROOT = Path(__file__).resolve().parent.parent
+"""The book's folder: the one these tools belong to."""
 
 ADMONITIONS = ("note", "tip", "hint", "important", "warning", "caution", "attention", "danger")
 DIRECTIVES = {
@@ -95,7 +98,7 @@ def targets() -> dict[str, Target]:
     """Every label of the book's pages: `(label)=` before a heading, an exercise's
     `:label:`."""
     found = {}
-    for page in toc_pages():
+    for page in toc_pages(ROOT):
         path = ROOT / f"{page}.md"
         if not path.is_file():
             continue
