@@ -8,7 +8,7 @@ import pytest
 import torch
 
 from course.checks import tensors as checks
-from tests.check_cases import assert_fails, assert_not_done_yet, assert_passes
+from tests.check_cases import assert_hint_grows, assert_passes, table_tests
 
 
 def stub(*args):
@@ -351,19 +351,9 @@ WRONG = [
 ]
 
 
-@pytest.mark.parametrize("name", sorted(RIGHT))
-def test_right_answer_passes(name, capsys):
-    assert_passes(getattr(checks, name), RIGHT[name], capsys)
-
-
-@pytest.mark.parametrize("name", sorted(RIGHT))
-def test_stub_is_not_done_yet(name, capsys):
-    assert_not_done_yet(getattr(checks, name), stub, capsys)
-
-
-@pytest.mark.parametrize(("name", "wrong", "message"), WRONG, ids=[f"{w[0]}-{w[2]}" for w in WRONG])
-def test_wrong_answer_fails_and_says_why(name, wrong, message, capsys):
-    assert_fails(getattr(checks, name), wrong, message, capsys)
+test_right_answer_passes, test_stub_is_not_done_yet, test_wrong_answer_fails_and_says_why = (
+    table_tests(checks, RIGHT, dict.fromkeys(RIGHT, stub), WRONG)
+)
 
 
 RIGHT_BUT_UNUSUAL = [
@@ -430,17 +420,7 @@ PROGRESSIVE = [
 def test_the_first_failure_points_at_the_idea_and_the_third_gives_the_recipe(
     name, wrong, recipe, capsys
 ):
-    check = getattr(checks, name)
-    first = check(wrong).message
-    assert first.count("Hint:") == 1, f"{name}: one hint, the most specific: {first}"
-    assert recipe not in first, f"{name}: the first ✗ gives the recipe away: {first}"
-    assert "Recipe:" not in first, f"{name}: the first ✗ gives a recipe: {first}"
-    assert "Another ✗ here shows more" in first, first
-    second = check(wrong).message
-    assert "Nudge:" in second, f"{name}: the second ✗ adds no nudge: {second}"
-    assert recipe not in second, f"{name}: the second ✗ gives the recipe away: {second}"
-    third = check(wrong).message
-    assert recipe in third.partition("Recipe:")[2], f"{name}: no recipe at the third ✗: {third}"
+    assert_hint_grows(getattr(checks, name), wrong, recipe, capsys)
 
 
 @pytest.mark.parametrize(
