@@ -35,6 +35,37 @@ def test_plot_digits_titles_each_image_and_hides_spare_axes(close_figures):
     assert fig.get_suptitle() == "ten digits"
 
 
+def grid(fig) -> tuple[int, int]:
+    """(rows, columns) of a figure of digits."""
+    rows, cols = fig.axes[0].get_subplotspec().get_gridspec().get_geometry()
+    return rows, cols
+
+
+@pytest.mark.parametrize(
+    ("titles", "ncols", "expected"),
+    [
+        (["7 → 2 (99%)"] * 16, 8, (8, 2)),  # long titles: 3 fit, one would sit alone
+        (["7 → 2\n99%"] * 16, 4, (4, 4)),  # two lines: narrow enough for 4
+        (["7"] * 24, 8, (4, 6)),
+        (["7"] * 32, 8, (8, 4)),
+    ],
+)
+def test_plot_digits_leaves_no_digit_alone_on_its_last_row(close_figures, titles, ncols, expected):
+    fig = plot_digits(torch.rand(len(titles), 28, 28), titles, ncols=ncols)
+    rows, cols = grid(fig)
+    assert (rows, cols) == expected, (rows, cols)
+    last = len(titles) - (rows - 1) * cols
+    assert 2 * last >= cols, f"{last} digit(s) on the last row of {cols} columns"
+    assert fig.get_figwidth() <= 5.2, "the figure fits a phone's column"
+
+
+def test_plot_digits_sizes_a_column_by_the_longest_line_of_a_title(close_figures):
+    one_line = plot_digits(torch.rand(4, 28, 28), ["7 → 2 (99%)"] * 4, ncols=4)
+    two_lines = plot_digits(torch.rand(4, 28, 28), ["7 → 2\n99%"] * 4, ncols=4)
+    assert grid(one_line)[1] < grid(two_lines)[1] == 4
+    assert [ax.get_title() for ax in two_lines.axes] == ["7 → 2\n99%"] * 4
+
+
 def test_plot_digits_needs_one_title_per_image(close_figures):
     with pytest.raises(ValueError, match="one title per image: 3 images, 2 titles"):
         plot_digits(torch.rand(3, 28, 28), ["a", "b"])
@@ -69,13 +100,14 @@ def test_plot_history_plots_every_step_and_epoch(close_figures):
         "test_accuracy": [0.89, 0.93],
     }
     fig = plot_history(history)
-    left, right = fig.axes
-    raw, smooth = left.lines
+    top, bottom = fig.axes
+    assert top.get_position().y0 > bottom.get_position().y1, "the loss panel sits above"
+    raw, smooth = top.lines
     assert len(raw.get_xdata()) == 100
     assert raw.get_xdata()[-1] == pytest.approx(2.0)
     assert len(smooth.get_xdata()) == 100 - 5 + 1, "a running mean over 5 steps (10 per epoch)"
-    assert [list(line.get_ydata()) for line in right.lines] == [[90, 95], [89, 93]]
-    assert left.get_yscale() == "log"
+    assert [list(line.get_ydata()) for line in bottom.lines] == [[90, 95], [89, 93]]
+    assert top.get_yscale() == "log"
 
 
 def test_plot_confusion_writes_every_nonzero_count(close_figures):

@@ -23,23 +23,34 @@ def _image(image) -> np.ndarray:
     return torch.as_tensor(image).detach().cpu().reshape(28, 28).numpy()
 
 
+def _columns(n: int, most: int) -> int:
+    """How many columns a grid of `n` digits gets: the most, up to `most`, that leave the
+    last row at least half full (16 digits in rows of 2, not 3 with one alone at the end).
+    """
+    most = max(1, min(most, n))
+    return next(c for c in range(most, 0, -1) if n % c == 0 or 2 * (n % c) >= c)
+
+
 def plot_digits(images, titles, ncols: int = 8, suptitle: str = ""):
     """A grid of digits, each with its title (its label, or its label and a guess).
 
     At most `ncols` per row, fewer when the titles are long: the figure stays
-    `WIDTH` inches wide, so that its titles are legible on a phone.
+    `WIDTH` inches wide, so that its titles are legible on a phone. A title may hold
+    several lines (`"7 → 2\n99%"`); the longest line sets the width of a column. The
+    rows are as full as they can be (see `_columns`).
     """
     if len(titles) != len(images):
         raise ValueError(
             f"plot_digits needs one title per image: {len(images)} images, {len(titles)} titles"
         )
-    longest = max((len(str(title)) for title in titles), default=1)
+    lines = [str(title).split("\n") for title in titles]
+    longest = max((len(line) for title in lines for line in title), default=1)
+    height = max((len(title) for title in lines), default=1)
     column = max(0.85, 0.11 * longest + 0.2)  # inches: the title at MIN_FONT_PT fits
-    ncols = max(1, min(ncols, int(WIDTH // column), len(images)))
+    ncols = _columns(len(images), min(ncols, int(WIDTH // column)))
     nrows = -(-len(images) // ncols)
-    fig, axes = plt.subplots(
-        nrows, ncols, figsize=(column * ncols, (column * 0.9 + 0.35) * nrows), squeeze=False
-    )
+    row = column * 0.9 + 0.2 + 0.15 * height  # the image and its lines of title
+    fig, axes = plt.subplots(nrows, ncols, figsize=(column * ncols, row * nrows), squeeze=False)
     for ax in axes.flat:
         ax.axis("off")
     for ax, (image, title) in zip(axes.flat, zip(images, titles, strict=True), strict=False):
@@ -93,7 +104,7 @@ ACCURACY_CURVES = (
 
 
 def plot_history(history: dict, suptitle: str = ""):
-    """Training loss per step (top) and accuracy per epoch (below it).
+    """Training loss per step (top panel) and accuracy per epoch (bottom panel).
 
     `history` holds `"loss"` (one value per step), `"train_accuracy"` and
     `"val_accuracy"` or `"test_accuracy"` or both (fractions, one per epoch).
@@ -103,21 +114,21 @@ def plot_history(history: dict, suptitle: str = ""):
     steps = np.arange(1, len(loss) + 1) * epochs / len(loss)
     window = max(1, len(loss) // (10 * epochs))
     smooth = np.convolve(loss, np.ones(window) / window, mode="valid")
-    fig, (left, right) = plt.subplots(2, 1, figsize=(WIDTH, 6.4))
-    left.plot(steps, loss, color="tab:blue", alpha=0.3, lw=0.6, label="one minibatch")
-    left.plot(steps[window - 1 :], smooth, color="tab:blue", label=f"mean of {window} steps")
-    left.set_yscale("log")
-    left.set(xlabel="epoch", ylabel="cross-entropy loss", title="training loss")
-    left.legend()
+    fig, (top, bottom) = plt.subplots(2, 1, figsize=(WIDTH, 6.4))
+    top.plot(steps, loss, color="tab:blue", alpha=0.3, lw=0.6, label="one minibatch")
+    top.plot(steps[window - 1 :], smooth, color="tab:blue", label=f"mean of {window} steps")
+    top.set_yscale("log")
+    top.set(xlabel="epoch", ylabel="cross-entropy loss", title="training loss")
+    top.legend()
     marks = np.arange(1, epochs + 1)
     for key, name in ACCURACY_CURVES:
         if key not in history:
             continue
-        right.plot(marks, 100 * np.asarray(history[key]), marker="o", label=name)
-    right.set(xlabel="epoch", ylabel="accuracy (%)", title="accuracy after each epoch")
-    right.set_xticks(marks)
-    right.grid(alpha=0.3)
-    right.legend()
+        bottom.plot(marks, 100 * np.asarray(history[key]), marker="o", label=name)
+    bottom.set(xlabel="epoch", ylabel="accuracy (%)", title="accuracy after each epoch")
+    bottom.set_xticks(marks)
+    bottom.grid(alpha=0.3)
+    bottom.legend()
     if suptitle:
         fig.suptitle(suptitle)
     fig.tight_layout()
