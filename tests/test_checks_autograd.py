@@ -235,7 +235,7 @@ WRONG = [
     ("check_vjp_tanh", lambda x, v: 1 - torch.tanh(x) ** 2, "the diagonal of J, for every v"),
     ("check_vjp_matmul", lambda A, B, V: (V @ B, A @ V), "your code raised RuntimeError"),
     ("check_vjp_matmul", lambda A, B, V: (V @ B.T, V.T @ A), "grad_B: shape"),
-    ("check_vjp_matmul", lambda A, B, V: V @ B.T, "expected a tuple"),
+    ("check_vjp_matmul", lambda A, B, V: V @ B.T, "expected a pair (grad_A, grad_B)"),
     ("check_vjp_matmul", asks_autograd_for_matmul, "asked autograd for the derivative"),
     ("check_vjp_sum", asks_autograd_for_sum, "asked autograd for the derivative"),
     ("check_vjp_sum", lambda x, dim, v: v.expand_as(x), "dim=1: your code raised"),
@@ -344,6 +344,8 @@ def jacobian_by_backward(f, x):
 
 
 RIGHT_BUT_UNUSUAL = [
+    ("check_vjp_matmul", lambda A, B, V: [torch.einsum("nm,km->nk", V, B), A.T @ V]),
+    ("check_vjp_sum", lambda x, dim, v: torch.broadcast_to(v.unsqueeze(dim), x.shape)),
     ("check_jacobian_by_vjps", jacobian_by_backward),
     ("check_logsumexp", lse_function(logaddexp_lse, softmax_grad)),
     (

@@ -181,8 +181,8 @@ def check_vjp_matmul(vjp_matmul: Callable[..., tuple]) -> Verdict:
             what = f"A of shape {(n, k)}, B of shape {(k, m)}"
             got = _by_hand(what, vjp_matmul, A, B, V)
             expect(
-                isinstance(got, tuple) and len(got) == 2,
-                f"{what}: expected a tuple (grad_A, grad_B), got {describe(got)}",
+                isinstance(got, (tuple, list)) and len(got) == 2,
+                f"{what}: expected a pair (grad_A, grad_B), got {describe(got)}",
             )
             grad_A, grad_B = _torch_vjp(torch.matmul, (A, B), V)
             expect_close(got[0], grad_A, f"{what}: grad_A", rtol=1e-9)
@@ -380,8 +380,8 @@ LSE_INFINITE_HINT = Hint(
     "before exp (torch does the same); then log(0) = -inf and log(inf) = inf come out",
 )
 LSE_GRAD_HINT = Hint(
-    "∂ lse(x)/∂xⱼ = exp(xⱼ) / Σ exp(x): the softmax of the row. backward receives one "
-    "grad_output per row and must weigh that row's softmax by it.",
+    "∂ lse(x)/∂xⱼ = exp(xⱼ) / Σ exp(x): the softmax of the row, weighed by that row's "
+    "grad_output. At ±1000 it must be computed without overflow, like the forward.",
     "exp(x) / Σ exp(x) overflows the way the naive forward does; exp(x - lse(x)) is the "
     "same softmax with every exponent ≤ 0, from what forward saved. grad_output has the "
     "output's shape, one dimension fewer than x.",
