@@ -1,39 +1,103 @@
-"""The checks of Chapter 6 pass right answers and catch wrong ones, junk and stubs."""
+"""The checks of Chapter 6 pass right answers and catch wrong ones, junk and stubs.
 
+Exercise 6.1's check forks real ranks: each test here that calls it starts processes, so
+the wrong answers are chosen to be told apart by one call each.
+"""
+
+import time
+
+import numpy as np
+import pytest
 import torch
 import torch.distributed as dist
 
 from course.checks import distributed as checks
 from tests.check_cases import assert_fails, assert_not_done_yet, assert_passes
 
+RECIPE_61 = "dist.all_reduce(p.grad)"
+"""Words of Exercise 6.1's recipe that no earlier step of its hint may contain."""
+RECIPE_62 = "take every num_replicas-th index"
+"""Words of Exercise 6.2's recipe that no earlier step of its hint may contain."""
+
 
 def stub(*args):
     raise NotImplementedError("Exercise 6.x is not done yet")
 
 
-def hooks(reduce=True, divide=True, only_weights=False, only_rank0=False, op=None, crash=False):
+def hooks(
+    reduce=True,
+    divide=True,
+    only_weights=False,
+    only_rank=None,
+    op=None,
+    crash=False,
+    by_two=False,
+    broadcast_on=None,
+    returns="list",
+):
     """add_data_parallel_hooks, right by default; the keyword arguments inject mistakes."""
 
     def add_data_parallel_hooks(model):
         def average(p):
             if crash:
                 raise TypeError("unsupported operand")
-            if reduce and (not only_rank0 or dist.get_rank() == 0):
+            if broadcast_on is not None and dist.get_rank() == broadcast_on:
+                dist.broadcast(p.grad, src=0)
+            elif reduce and (only_rank is None or dist.get_rank() == only_rank):
                 dist.all_reduce(p.grad, op=op or dist.ReduceOp.SUM)
-            if divide:
+            if by_two:
+                p.grad /= 2
+            elif divide:
                 p.grad /= dist.get_world_size()
 
-        return [
-            p.register_post_accumulate_grad_hook(average)
+        named = [
+            (name, p)
             for name, p in model.named_parameters()
             if not only_weights or name.endswith("weight")
         ]
+        if returns == "generator":
+            return (p.register_post_accumulate_grad_hook(average) for _, p in named)
+        handles = {name: p.register_post_accumulate_grad_hook(average) for name, p in named}
+        return {
+            "list": list(handles.values()),
+            "tuple": tuple(handles.values()),
+            "dict": handles,
+            "none": None,
+            "weights only": [h for name, h in handles.items() if name.endswith("weight")],
+            "parameters": list(model.parameters()),
+        }[returns]
 
     return add_data_parallel_hooks
 
 
+def says(out: str, *pieces: str, lacks: tuple[str, ...] = ()) -> None:
+    """`out` contains every one of `pieces` and none of `lacks`."""
+    missing = [piece for piece in pieces if piece not in out]
+    present = [piece for piece in lacks if piece in out]
+    assert not missing, f"{missing} not in the verdict:\n{out}"
+    assert not present, f"{present} in the verdict:\n{out}"
+
+
+def fails_fast(wrong, capsys, within=20.0, **kwargs):
+    """The verdict on `wrong` and how long it took; it must be a ✗."""
+    start = time.monotonic()
+    verdict = checks.check_data_parallel_hooks(wrong, **kwargs)
+    elapsed = time.monotonic() - start
+    out = capsys.readouterr().out
+    assert verdict.status == "fail", out
+    assert elapsed < within, f"the verdict took {elapsed:.1f} s:\n{out}"
+    for internal in ("Traceback", "^^^", "GLHF", ".py", "RankError"):
+        assert internal not in out, f"{internal!r} in a learner's verdict:\n{out}"
+    return out
+
+
 def test_data_parallel_hooks_pass_a_right_answer(capsys):
     assert_passes(checks.check_data_parallel_hooks, hooks(), capsys)
+
+
+def test_data_parallel_hooks_pass_handles_returned_as_a_tuple_or_a_dict(capsys):
+    for returns in ("tuple", "dict"):
+        assert_passes(checks.check_data_parallel_hooks, hooks(returns=returns), capsys)
 
 
 def test_data_parallel_hooks_report_a_stub(capsys):
@@ -41,12 +105,18 @@ def test_data_parallel_hooks_report_a_stub(capsys):
 
 
 def test_data_parallel_hooks_catch_a_sum_instead_of_a_mean(capsys):
-    assert_fails(checks.check_data_parallel_hooks, hooks(divide=False), "compared with DDP", capsys)
+    out = fails_fast(hooks(divide=False), capsys)
+    says(out, "2 times", "the sum over the ranks")
 
 
 def test_data_parallel_hooks_catch_a_max_instead_of_a_sum(capsys):
     wrong = hooks(op=dist.ReduceOp.MAX)
-    assert_fails(checks.check_data_parallel_hooks, wrong, "compared with DDP", capsys)
+    assert_fails(checks.check_data_parallel_hooks, wrong, "gradient of the mean loss", capsys)
+
+
+def test_data_parallel_hooks_catch_a_division_by_two_on_three_ranks(capsys):
+    out = fails_fast(hooks(by_two=True), capsys, within=40)
+    says(out, "right on 2 ranks", "3 ranks")
 
 
 def test_data_parallel_hooks_catch_local_gradients(capsys):
@@ -60,27 +130,103 @@ def test_data_parallel_hooks_report_a_crash_in_the_hook(capsys):
     assert_fails(checks.check_data_parallel_hooks, hooks(crash=True), message, capsys)
 
 
-def test_data_parallel_hooks_catch_a_rank_that_never_joins(capsys):
-    """Only rank 0 all-reduces: it waits for rank 1 until the timeout, then the check fails."""
-    verdict = checks.check_data_parallel_hooks(hooks(only_rank0=True), timeout=4)
-    out = capsys.readouterr().out
-    assert verdict.status == "fail", out
-    assert "running your hooks on 2 ranks failed" in out, out
-    assert "Hint:" in out, out
+@pytest.mark.parametrize(("only_rank", "absent", "waiting"), [(0, 1, 0), (1, 0, 1)])
+def test_data_parallel_hooks_say_at_once_which_rank_never_called_all_reduce(
+    capsys, only_rank, absent, waiting
+):
+    """Only one rank all-reduces: ✗ in seconds, in plain words, not after the timeout."""
+    out = fails_fast(hooks(only_rank=only_rank), capsys)
+    assert f"rank {absent} never called all_reduce" in out, out
+    assert "every rank must call every collective" in out, out
+    assert f"rank {waiting} waits in it" in out, out
+
+
+def test_data_parallel_hooks_say_which_collectives_differ_between_ranks(capsys):
+    out = fails_fast(hooks(broadcast_on=1), capsys)
+    assert "rank 0 called all_reduce where rank 1 called broadcast" in out, out
+
+
+def test_data_parallel_hooks_check_the_handles_they_return(capsys):
+    out = fails_fast(hooks(returns="none"), capsys)
+    says(out, "returned None", "handles")
+    out = fails_fast(hooks(returns="parameters"), capsys)
+    says(out, "handles", "Parameter")
+    out = fails_fast(hooks(returns="weights only"), capsys)
+    says(out, "after removing the 2 handles", "your hooks still ran")
+    out = fails_fast(hooks(returns="generator"), capsys)
+    assert "generator" in out, out
+
+
+def test_data_parallel_hooks_give_their_hint_in_steps(capsys):
+    wrong = hooks(divide=False)
+    first = fails_fast(wrong, capsys)
+    says(
+        first,
+        "Hint:",
+        lacks=(
+            RECIPE_61,
+            "Nudge",
+        ),
+    )
+    second = fails_fast(wrong, capsys)
+    says(second, "Nudge:", lacks=(RECIPE_61,))
+    third = fails_fast(wrong, capsys)
+    says(third, "Recipe:", "dist.get_world_size()")
+
+
+def test_data_parallel_hooks_give_the_whole_hint_when_asked(capsys):
+    out = fails_fast(hooks(only_rank=0), capsys, hint="full")
+    says(out, "Recipe:", RECIPE_61)
+
+
+def test_data_parallel_hooks_report_a_rank_that_never_answers(capsys):
+    """A hook that sleeps on rank 1: rank 0's all_reduce times out; the verdict says why."""
+
+    def add_data_parallel_hooks(model):
+        def average(p):
+            if dist.get_rank() == 1:
+                time.sleep(3600)
+            dist.all_reduce(p.grad)
+            p.grad /= dist.get_world_size()
+
+        return [p.register_post_accumulate_grad_hook(average) for p in model.parameters()]
+
+    out = fails_fast(add_data_parallel_hooks, capsys, within=30, timeout=4)
+    assert "rank 1 never called all_reduce" in out, out
 
 
 def test_data_parallel_hooks_refuse_junk(capsys):
     assert_fails(checks.check_data_parallel_hooks, 42, "expected a function", capsys)
 
 
-def shard(n, num_replicas, rank, epoch, seed=0, *, by_rank=False, pad=True, use_epoch=True):
+def shard(
+    n,
+    num_replicas,
+    rank,
+    epoch,
+    seed=0,
+    *,
+    by_rank=False,
+    pad=True,
+    pad_once=False,
+    use_epoch=True,
+):
     """A DistributedSampler-like shard, right by default; keywords inject mistakes."""
     mixed = seed + (epoch if use_epoch else 0) + (rank if by_rank else 0)
     order = torch.randperm(n, generator=torch.Generator().manual_seed(mixed)).tolist()
     total = -(-n // num_replicas) * num_replicas
-    while pad and len(order) < total:
+    if pad_once:
+        order += order[: total - n]
+    while pad and not pad_once and len(order) < total:
         order += order[: total - len(order)]
     return order[rank::num_replicas]
+
+
+def numpy_shard(n, num_replicas, rank, epoch, seed=0):
+    """A right answer written with NumPy: an ndarray of np.int64 indices."""
+    order = np.random.default_rng(seed + epoch).permutation(n)
+    total = -(-n // num_replicas) * num_replicas
+    return np.resize(order, total)[rank::num_replicas]
 
 
 def test_shard_passes_a_right_answer(capsys):
@@ -88,8 +234,16 @@ def test_shard_passes_a_right_answer(capsys):
 
 
 def test_shard_passes_a_tensor_answer(capsys):
-    answer = lambda *args: torch.tensor(shard(*args))  # noqa: E731
+    answer = lambda *args: torch.tensor(shard(*args), dtype=torch.long)  # noqa: E731
     assert_passes(checks.check_shard, answer, capsys)
+
+
+def test_shard_passes_numpy_indices(capsys):
+    assert_passes(checks.check_shard, numpy_shard, capsys)
+    listed = lambda *args: list(numpy_shard(*args))  # noqa: E731  (np.int64 items)
+    assert_passes(checks.check_shard, listed, capsys)
+    tensors = lambda *args: list(torch.tensor(shard(*args)))  # noqa: E731  (0-d tensors)
+    assert_passes(checks.check_shard, tensors, capsys)
 
 
 def test_shard_passes_distributed_sampler_itself(capsys):
@@ -115,6 +269,13 @@ def test_shard_catches_a_shuffle_per_rank(capsys):
 def test_shard_catches_missing_padding(capsys):
     wrong = lambda *args: shard(*args, pad=False)  # noqa: E731
     assert_fails(checks.check_shard, wrong, "expected 6 indices on every rank", capsys)
+    assert "forever" not in checks.check_shard(wrong).message
+
+
+def test_shard_catches_padding_that_runs_out_of_data(capsys):
+    """Padding once from the order works while n is at least the padding; not below."""
+    wrong = lambda *args: shard(*args, pad_once=True)  # noqa: E731
+    assert_fails(checks.check_shard, wrong, "n=2, 5 replicas", capsys)
 
 
 def test_shard_catches_a_forgotten_epoch(capsys):
@@ -137,8 +298,34 @@ def test_shard_catches_contiguous_blocks_without_overlap_check(capsys):
     assert_fails(checks.check_shard, blocks, "indices on every rank", capsys)
 
 
+def test_shard_gives_its_hint_in_steps(capsys):
+    wrong = lambda *args: shard(*args, use_epoch=False)  # noqa: E731
+    first = checks.check_shard(wrong).message
+    says(
+        first,
+        "Hint:",
+        lacks=(
+            RECIPE_62,
+            "Nudge",
+        ),
+    )
+    second = checks.check_shard(wrong).message
+    says(second, "Nudge:", lacks=(RECIPE_62,))
+    third = checks.check_shard(wrong).message
+    says(third, "Recipe:", RECIPE_62)
+
+
+def test_shard_says_what_type_the_indices_must_have(capsys):
+    out = checks.check_shard(lambda *a: [float(i) for i in shard(*a)]).message
+    says(out, "expected integer indices", "float")
+    out = checks.check_shard(lambda *a: np.array(shard(*a), dtype=float)).message
+    says(out, "expected integer indices", "float64")
+    out = checks.check_shard(lambda *a: torch.tensor(shard(*a), dtype=torch.float32)).message
+    says(out, "expected integer indices", "float32")
+
+
 def test_shard_refuses_junk(capsys):
     assert_fails(checks.check_shard, lambda *a: None, "expected a list of indices", capsys)
-    assert_fails(checks.check_shard, lambda *a: [0.0, 1.0], "expected ints", capsys)
+    assert_fails(checks.check_shard, lambda *a: [True, False], "expected integer indices", capsys)
     assert_fails(checks.check_shard, lambda n, *a: list(range(n + 1)), "expected", capsys)
     assert_fails(checks.check_shard, "shard", "expected a function", capsys)
