@@ -9,6 +9,7 @@ holds its code, the very lines of the solution notebook; and no solution as a co
 """
 
 import re
+from itertools import pairwise
 
 import jupytext
 import nbformat
@@ -53,7 +54,7 @@ def myst_leftovers(text: str) -> list[str]:
             found.append(f"a directive fence: {token.info}")
         if token.type != "inline":
             continue
-        for before, after in zip(token.children, token.children[1:], strict=False):
+        for before, after in pairwise(token.children):
             if (
                 before.type == "text"
                 and after.type == "code_inline"
@@ -107,10 +108,11 @@ def test_no_myst_left(written, page):
 @pytest.mark.parametrize("page", PAGES)
 def test_every_exercise_has_its_number_and_title(written, page):
     titles = [f"Exercise {d.arguments[0]}" for d in source_directives(page, "exercise")]
+    tokens = COMMONMARK.parse(markdown(written[page]))
     headings = [
-        t.content
-        for t in COMMONMARK.parse(markdown(written[page]))
-        if t.type == "inline" and t.content.startswith("Exercise ")
+        inline.content
+        for opening, inline in pairwise(tokens)
+        if opening.type == "heading_open" and inline.content.startswith("Exercise ")
     ]
     assert all(re.match(r"Exercise \d+\.\d+ — \w", title) for title in titles), titles
     assert headings == titles, f"{page}.ipynb: exercise headings {headings}, expected {titles}"
