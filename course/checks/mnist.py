@@ -328,7 +328,11 @@ def check_softmax(softmax: Callable[[torch.Tensor], Any]) -> Verdict:
     def body():
         for i, logits in enumerate(cases):
             got = _run_without(
-                SOFTMAX_OPS, SOFTMAX_HINTS["builtin"], f"softmax(logits #{i})", softmax, logits
+                SOFTMAX_OPS,
+                SOFTMAX_HINTS["builtin"],
+                f"softmax(logits #{i})",
+                softmax,
+                logits.clone(),
             )
             expected = F.softmax(logits.double(), dim=1).to(logits.dtype)
             tiny = torch.finfo(logits.dtype).tiny  # below it, float32 may flush to 0
@@ -418,7 +422,9 @@ def check_cross_entropy(cross_entropy: Callable[[torch.Tensor, torch.Tensor], An
 
     def body():
         leaf = cases[0].clone().requires_grad_()
-        loss = _run_without(CROSS_ENTROPY_OPS, builtin, "logits #0", cross_entropy, leaf, labels[0])
+        loss = _run_without(
+            CROSS_ENTROPY_OPS, builtin, "logits #0", cross_entropy, leaf, labels[0].clone()
+        )
         with hinted(CROSS_ENTROPY_HINTS["graph"]):
             expect(
                 isinstance(loss, torch.Tensor) and loss.requires_grad,
@@ -426,7 +432,9 @@ def check_cross_entropy(cross_entropy: Callable[[torch.Tensor, torch.Tensor], An
             )
         for i, (logits, y) in enumerate(zip(cases, labels, strict=True)):
             what = f"logits #{i}"
-            got = _run_without(CROSS_ENTROPY_OPS, builtin, what, cross_entropy, logits, y)
+            got = _run_without(
+                CROSS_ENTROPY_OPS, builtin, what, cross_entropy, logits.clone(), y.clone()
+            )
             expected = F.cross_entropy(logits.double(), y).to(logits.dtype)
             tolerance = float_tolerance(logits)
             with hinted(_cross_entropy_mistake(got, expected, len(y))):
