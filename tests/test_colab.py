@@ -61,6 +61,12 @@ def test_colab_installs_the_helpers_of_the_commit_it_was_generated_from():
     assert '"COURSE_PIP_SPEC", COURSE' in source
 
 
+def test_outside_a_git_checkout_the_branch_is_installed_with_a_warning(tmp_path, monkeypatch):
+    monkeypatch.setattr(notebooks, "ROOT", tmp_path)
+    with pytest.warns(UserWarning, match="no git checkout.*helpers of the branch main"):
+        assert notebooks.commit() == "main"
+
+
 def test_outside_colab_a_missing_course_says_how_to_install_it(tmp_path):
     """Without `course` (python -S: no site-packages), the first cell stops with one line
     that says how to install it; with it, the cell does nothing."""

@@ -271,7 +271,11 @@ def test_the_learner_notebook_reads_as_plain_jupyter_shows_it(plain_lab, browser
     context = browser.new_context(viewport={"width": 1400, "height": 1000})
     page = context.new_page()
     try:
-        page.goto(lab_url(plain_lab, f"{name}.ipynb"))
+        # reset: a fresh workspace, so that no notebook of an earlier test opens first
+        page.goto(lab_url(plain_lab, f"{name}.ipynb") + "&reset")
+        page.locator(".lm-DockPanel-tabBar .lm-mod-current").filter(
+            has_text=Path(name).name + ".ipynb"
+        ).wait_for(timeout=60_000)
         panel = page.locator(".jp-NotebookPanel:visible")
         panel.locator(".jp-MarkdownCell .jp-RenderedMarkdown h1").first.wait_for(timeout=60_000)
         assert panel.locator(".myst").count() == 0, "jupyterlab-myst is not disabled"
@@ -292,7 +296,7 @@ def test_the_learner_notebook_reads_as_plain_jupyter_shows_it(plain_lab, browser
             assert not missing, f"the box's code lacks {missing}"
         else:
             quote = panel.locator("blockquote", has_text="In this chapter").first
-            assert quote.is_visible(), "the chapter's opening box is no blockquote"
+            quote.wait_for(state="visible", timeout=10_000)
             folded = panel.locator(".jp-CodeCell .jp-InputPlaceholder")
             assert folded.count() > 0, "no test-only cell is folded"
             shoot(page, folded.first, f"plain-{slug}-folded.png")

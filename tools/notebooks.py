@@ -19,6 +19,7 @@ points; the site's download menu offers the same notebook, with a chapter's outp
 import argparse
 import subprocess
 import sys
+import warnings
 from pathlib import Path
 
 import jupytext
@@ -28,7 +29,7 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
 from course.book import toc_pages  # noqa: E402
-from tools.plain_markdown import Page, convert, repository_url  # noqa: E402
+from tools.plain_markdown import Page, config, convert, repository_url  # noqa: E402
 
 FOLDERS = ("chapters", "exercises", "solutions")
 """The pages that are notebooks a learner runs (not the front page or the reference)."""
@@ -42,13 +43,20 @@ class OutputsMismatch(ValueError):
 
 
 def commit() -> str:
-    """The commit the notebooks are generated from (`git rev-parse HEAD`)."""
+    """The commit the notebooks are generated from (`git rev-parse HEAD`). Outside a git
+    checkout (a downloaded archive) there is none: the book's branch, with a warning."""
     run = subprocess.run(
         ["git", "rev-parse", "HEAD"], cwd=ROOT, capture_output=True, text=True, check=False
     )
-    if run.returncode != 0:
-        raise RuntimeError(f"cannot name the commit to install on Colab: {run.stderr.strip()}")
-    return run.stdout.strip()
+    if run.returncode == 0:
+        return run.stdout.strip()
+    branch = config()["repository"]["branch"]
+    warnings.warn(
+        f"{ROOT} is no git checkout ({run.stderr.strip()}): the notebooks' Colab cell "
+        f"installs the course's helpers of the branch {branch}, not of this commit",
+        stacklevel=2,
+    )
+    return branch
 
 
 def install_source() -> str:
