@@ -3,7 +3,8 @@
 The right answers for 5.1-5.3 are written here, independently of the solution notebook;
 the ``Dual`` engine and ``dual_jacobian`` are loaded from the solution notebook (right) and
 from the generated exercise notebook (stubs). Wrong ``Dual``s override one op of the right
-one with a plausible mistake.
+one with a plausible mistake. Each exercise's hint grows in steps: a plausible wrong
+answer's first ✗ does not hold the recipe, its third does.
 """
 
 import math
@@ -11,13 +12,20 @@ import math
 import numpy as np
 import pytest
 import torch
-from torch.func import grad, hessian, jacfwd, jacrev, jvp, vjp
+import torch.autograd.forward_ad as fwAD
+from torch.func import grad, hessian, jacfwd, jacrev, jvp, vjp, vmap
 
 from course import REPO_ROOT
 from course.checks import forward as checks
 from course.checks.forward import count_passes, per_sample_norms_loop
 from course.notebooks import load_notebook_module
-from tests.check_cases import assert_fails, assert_not_done_yet, assert_passes
+from tests.check_cases import (
+    assert_fails,
+    assert_hint_grows,
+    assert_not_done_yet,
+    assert_passes,
+    table_tests,
+)
 
 SOLUTION = load_notebook_module(
     REPO_ROOT / "solutions" / "forward.md", "forward-engine", "forward_solution"
@@ -89,13 +97,46 @@ def vmap_without_unsqueeze(model, X, y):
     return sum(g.flatten(1).pow(2).sum(1) for g in grads.values()).sqrt()
 
 
+def jacobian_by_forward_ad(f, x):
+    """Right, written differently: dual tensors when n ≤ m, autograd.grad rows otherwise."""
+    n, m = x.numel(), f(x).numel()
+    if n <= m:
+        columns = []
+        for e in torch.eye(n, dtype=x.dtype):
+            with fwAD.dual_level():
+                columns.append(fwAD.unpack_dual(f(fwAD.make_dual(x, e))).tangent)
+        return torch.stack(columns, dim=1)
+    leaf = x.clone().requires_grad_()
+    y = f(leaf)
+    eye = torch.eye(m, dtype=x.dtype)
+    return torch.stack([torch.autograd.grad(y, leaf, e, retain_graph=True)[0] for e in eye])
+
+
+def vmap_over_jvp(f, x):
+    """Wrong method: the n JVPs batched by hand with vmap."""
+    return vmap(lambda e: jvp(f, (x,), (e,))[1], out_dims=1)(torch.eye(x.numel(), dtype=x.dtype))
+
+
 def hvp(f, x, v):
     return jvp(grad(f), (x,), (v,))[1]
+
+
+def hvp_by_forward_ad(f, x, v):
+    """Right, written differently: forward_ad's dual tensor through torch.autograd.grad."""
+    with fwAD.dual_level():
+        dual = fwAD.make_dual(x.clone().requires_grad_(), v)
+        (gradient,) = torch.autograd.grad(f(dual), dual)
+        return fwAD.unpack_dual(gradient).tangent
 
 
 def reverse_over_reverse(f, x, v):
     """Right values, wrong method: the exercise asks for forward-over-reverse."""
     return grad(lambda t: (grad(f)(t) * v).sum())(x)
+
+
+def reverse_over_forward(f, x, v):
+    """Right values (H is symmetric), wrong method: a gradient of a JVP."""
+    return grad(lambda t: jvp(f, (t,), (v,))[1])(x)
 
 
 def hessian_then_product(f, x, v):
@@ -110,6 +151,11 @@ def finite_difference_hvp(f, x, v, eps=1e-6):
 def wrong_dual(method, rule):
     """The solution's Dual with one op replaced by ``rule``."""
     return type("Dual", (Dual,), {method: rule})
+
+
+def unfinished_dual(*methods):
+    """The solution's Dual with ``methods`` still the exercise's stubs."""
+    return type("Dual", (Dual,), {m: getattr(EXERCISE.Dual, m) for m in methods})
 
 
 def naive_sigmoid(self):
@@ -156,16 +202,16 @@ WRONG_DUALS = [
 ]
 
 
-def dual_jacobian(f, xs, *, one_hot=True, transposed=False, extra_run=False):
-    """Right by default (built on the solution's Dual); the keywords inject mistakes."""
+def dual_jacobian(f, xs, *, one_hot=True, transposed=False, extra_run=False, cls=Dual):
+    """Right by default (built on the solution's Dual, or `cls`); the keywords inject mistakes."""
     columns = []
     for j in range(len(xs)):
         tangents = [float(i == j) if one_hot else 1.0 for i in range(len(xs))]
         columns.append(
-            [o.tangent for o in f([Dual(x, t) for x, t in zip(xs, tangents, strict=True)])]
+            [o.tangent for o in f([cls(x, t) for x, t in zip(xs, tangents, strict=True)])]
         )
         if extra_run:
-            f([Dual(x) for x in xs])
+            f([cls(x) for x in xs])
     J = np.array(columns)
     return J if transposed else J.T
 
@@ -176,30 +222,70 @@ RIGHT = {
     "check_hvp": hvp,
 }
 
+RIGHT_BUT_UNUSUAL = [
+    ("check_jacobian_cheaper_side", jacobian_by_forward_ad),
+    ("check_hvp", hvp_by_forward_ad),
+    ("check_hvp", lambda f, x, v: jvp(jacrev(f), (x,), (v,))[1]),  # jacrev of a scalar
+    (
+        "check_per_sample_grad_norms",
+        lambda m, X, y: torch.linalg.vector_norm(
+            torch.cat(
+                [
+                    g.flatten(1)
+                    for g in vmap(
+                        grad(
+                            lambda p, x, t: torch.nn.functional.cross_entropy(
+                                torch.func.functional_call(m, p, (x[None],)), t[None]
+                            )
+                        ),
+                        in_dims=(None, 0, 0),
+                    )(dict(m.named_parameters()), X, y).values()
+                ],
+                dim=1,
+            ),
+            dim=1,
+        ),
+    ),
+]
+
 STUBS = {name: stub for name in RIGHT}
 
 WRONG = [
     (
         "check_jacobian_cheaper_side",
         lambda f, x: jacobian(f, x, "forward"),
-        "f: R^5 -> R^2: passes (JVPs, backward passes): expected {'forward': 0, 'backward': 2}",
+        "f: R^5 -> R^2: passes through f: expected no JVP and 2 backward passes, got 5 JVPs "
+        "and no backward pass\n  Hint: each pass gives one column (a JVP) or one row",
     ),
     (
         "check_jacobian_cheaper_side",
         lambda f, x: jacobian(f, x, "reverse"),
-        "f: R^2 -> R^5: passes (JVPs, backward passes): expected {'forward': 2, 'backward': 0}",
+        "f: R^2 -> R^5: passes through f: expected 2 JVPs and no backward pass, got no JVP "
+        "and 5 backward passes",
     ),
-    ("check_jacobian_cheaper_side", both_sides, "expected {'forward': 2, 'backward': 0}"),
+    ("check_jacobian_cheaper_side", both_sides, "got 2 JVPs and 5 backward passes"),
     (
         "check_jacobian_cheaper_side",
         lambda f, x: torch.autograd.functional.jacobian(f, x),
-        "expected {'forward': 2, 'backward': 0}, got {'forward': 0, 'backward': 5}",
+        "expected 2 JVPs and no backward pass, got no JVP and 5 backward passes",
     ),
-    ("check_jacobian_cheaper_side", lambda f, x: jacfwd(f)(x), "does not have vmap support"),
+    (
+        "check_jacobian_cheaper_side",
+        lambda f, x: jacfwd(f)(x),
+        "got 1 JVP carrying 2 tangents at once and no backward pass\n  Hint: this exercise "
+        "counts the passes one by one: jacfwd and jacrev",
+    ),
+    ("check_jacobian_cheaper_side", vmap_over_jvp, "got 1 JVP carrying 2 tangents at once"),
+    (
+        "check_jacobian_cheaper_side",
+        lambda f, x: torch.autograd.functional.jacobian(f, x, vectorize=True),
+        "got no JVP and 1 backward pass carrying a batch of cotangents at once",
+    ),
     (
         "check_jacobian_cheaper_side",
         lambda f, x: jacrev(f)(x),
-        "expected {'forward': 2, 'backward': 0}, got {'forward': 0, 'backward': 1}",
+        "expected 2 JVPs and no backward pass, got no JVP and 1 backward pass carrying 5 "
+        "cotangents at once",
     ),
     (
         "check_jacobian_cheaper_side",
@@ -208,54 +294,150 @@ WRONG = [
     ),
     ("check_jacobian_cheaper_side", jacobian_all_ones, "largest difference"),
     ("check_jacobian_cheaper_side", lambda f, x: 0, "expected a torch.Tensor"),
-    ("check_per_sample_grad_norms", per_sample_norms_loop, "your code ran the model 16 times"),
+    (
+        "check_per_sample_grad_norms",
+        per_sample_norms_loop,
+        "your code ran the model 16 times for 16 samples; vmap runs it once over the whole "
+        "batch\n  Hint: a loop of backward passes runs the model once per sample",
+    ),
     (
         "check_per_sample_grad_norms",
         lambda m, X, y: per_sample_norms(m, X, y, batch=True),
-        "largest difference",
+        "Hint: every sample got the same norm: that is the gradient of the whole batch's loss",
     ),
     (
         "check_per_sample_grad_norms",
         lambda m, X, y: per_sample_norms(m, X, y, sum_of_norms=True),
-        "largest difference",
+        "Hint: your numbers add up one norm per parameter tensor",
     ),
     (
         "check_per_sample_grad_norms",
         lambda m, X, y: per_sample_norms(m, X, y, weights_only=True),
-        "largest difference",
+        "Hint: your norms leave out the gradients of 1.bias, 3.bias.",
     ),
-    ("check_per_sample_grad_norms", vmap_without_unsqueeze, "your code raised"),
+    (
+        "check_per_sample_grad_norms",
+        lambda m, X, y: per_sample_norms(m, X, y) ** 2,
+        "Hint: your numbers are the squares of the norms.",
+    ),
+    (
+        "check_per_sample_grad_norms",
+        vmap_without_unsqueeze,
+        "your code raised RuntimeError: mat1 and mat2 shapes cannot be multiplied (48x4 and "
+        "12x8)\n  Hint: inside vmap your function sees one sample at a time, without the "
+        "batch dimension",
+    ),
     (
         "check_per_sample_grad_norms",
         lambda m, X, y: per_sample_norms(m, X, y).float(),
-        "dtype: expected torch.float64, got torch.float32",
+        "dtype: expected torch.float64, got torch.float32\n  Hint: your norms are "
+        "torch.float32, the model's parameters and X are torch.float64.",
     ),
-    ("check_hvp", hessian_then_product, "does not have vmap support"),
-    ("check_hvp", reverse_over_reverse, "this is not forward-over-reverse"),
+    (
+        "check_hvp",
+        hessian_then_product,
+        "expected 1 JVP, then 1 backward pass (forward mode over the gradient), got 1 JVP "
+        "carrying 4 tangents at once and 1 backward pass\n  Hint: a JVP that carries n "
+        "tangents at once builds all of H",
+    ),
+    (
+        "check_hvp",
+        lambda f, x, v: jacfwd(grad(f))(x) @ v,
+        "got 1 JVP carrying 4 tangents at once and 1 backward pass",
+    ),
+    (
+        "check_hvp",
+        reverse_over_reverse,
+        "got no JVP and 1 backward pass\n  Hint: no JVP went through f: your code takes a "
+        "gradient of a gradient",
+    ),
+    (
+        "check_hvp",
+        lambda f, x, v: torch.autograd.functional.hvp(f, x, v)[1],
+        "Hint: no JVP went through f",
+    ),
     (
         "check_hvp",
         lambda f, x, v: torch.autograd.functional.hessian(f, x) @ v,
-        "this is not forward-over-reverse",
+        "Hint: no JVP went through f",
     ),
-    ("check_hvp", lambda f, x, v: jvp(grad(f), (x,), (v,))[0], "largest difference"),
+    (
+        "check_hvp",
+        reverse_over_forward,
+        "got 1 JVP and no backward pass\n  Hint: a JVP went through f but no backward pass "
+        "did: your code takes the gradient of a JVP (reverse-over-forward)",
+    ),
+    (
+        "check_hvp",
+        lambda f, x, v: jvp(grad(f), (x,), (v,))[0],
+        "entries differ (shape (4,), torch.float64)",
+    ),
+    (
+        "check_hvp",
+        lambda f, x, v: jvp(grad(f), (x,), (v,))[0],
+        "Hint: your numbers are the gradient ∇f(x), not H v.",
+    ),
     ("check_hvp", lambda f, x, v: (grad(f)(x) * v).sum(), "shape: expected (4,), got ()"),
-    ("check_hvp", finite_difference_hvp, "this is not forward-over-reverse"),
+    (
+        "check_hvp",
+        finite_difference_hvp,
+        "got no JVP and 2 backward passes\n  Hint: two gradients and no JVP",
+    ),
+]
+
+# (check, a plausible wrong answer, a piece of the recipe its third ✗ gives), per exercise
+GROWING_HINTS = [
+    (checks.check_jacobian_cheaper_side, jacobian_all_ones, "torch.stack([jvp(f, (x,), (e,))"),
+    (checks.check_jacobian_cheaper_side, lambda f, x: jacfwd(f)(x), "torch.eye(n, dtype"),
+    (
+        checks.check_per_sample_grad_norms,
+        lambda m, X, y: per_sample_norms(m, X, y, batch=True),
+        "vmap(grad(loss), in_dims=(None, 0, 0))(params, X, y)",
+    ),
+    (checks.check_hvp, reverse_over_forward, "torch.func.jvp(torch.func.grad(f), (x,), (v,))"),
+    (checks.check_hvp, finite_difference_hvp, "torch.func.jvp(torch.func.grad(f), (x,), (v,))"),
+    (
+        checks.check_dual_ops,
+        wrong_dual("sigmoid", naive_sigmoid),
+        "e = math.exp(-abs(self.data)); s = 1 / (1 + e) if self.data >= 0 else e / (1 + e)",
+    ),
+    (
+        checks.check_dual_ops,
+        wrong_dual("__pow__", lambda a, k: Dual(a.data**k, k * a.data ** (k - 1) * a.tangent)),
+        "slope = k * self.data ** (k - 1) if k != 0 else 0.0",
+    ),
+    (
+        checks.check_dual_ops,
+        wrong_dual("exp", lambda a: Dual(math.exp(a.data), math.exp(a.data))),
+        "e = math.exp(self.data); Dual(e, e * self.tangent)",
+    ),
+    (
+        lambda f: checks.check_dual_jacobian(f, Dual),
+        lambda f, xs: dual_jacobian(f, xs, one_hot=False),
+        "np.array(columns).T",
+    ),
 ]
 
 
-@pytest.mark.parametrize("name", sorted(RIGHT))
-def test_right_answer_passes(name, capsys):
-    assert_passes(getattr(checks, name), RIGHT[name], capsys)
+tests = table_tests(checks, RIGHT, STUBS, WRONG)
+test_right_answer_passes, test_stub_is_not_done_yet, test_wrong_answer_fails_and_says_why = tests
 
 
-@pytest.mark.parametrize("name", sorted(STUBS))
-def test_stub_is_not_done_yet(name, capsys):
-    assert_not_done_yet(getattr(checks, name), STUBS[name], capsys)
+@pytest.mark.parametrize(("name", "answer"), RIGHT_BUT_UNUSUAL)
+def test_right_but_unusual_answer_passes(name, answer, capsys):
+    assert_passes(getattr(checks, name), answer, capsys)
 
 
-@pytest.mark.parametrize(("name", "wrong", "message"), WRONG, ids=[f"{w[0]}-{w[2]}" for w in WRONG])
-def test_wrong_answer_fails_and_says_why(name, wrong, message, capsys):
-    assert_fails(getattr(checks, name), wrong, message, capsys)
+@pytest.mark.parametrize(("check", "wrong", "recipe"), GROWING_HINTS)
+def test_the_first_cross_points_at_the_idea_and_the_third_gives_the_recipe(
+    check, wrong, recipe, capsys
+):
+    assert_hint_grows(check, wrong, recipe, capsys)
+
+
+def test_hint_full_gives_the_recipe_at_the_first_cross(capsys):
+    verdict = checks.check_hvp(reverse_over_forward, hint="full")
+    assert "Recipe: torch.func.jvp(torch.func.grad(f)" in verdict.message, verdict.message
 
 
 def test_solution_dual_passes(capsys):
@@ -272,6 +454,29 @@ def test_exercise_dual_is_not_done_yet(capsys):
     )
 
 
+def test_not_done_yet_names_the_methods_that_still_raise(capsys):
+    verdict = checks.check_dual_ops(unfinished_dual("sigmoid"))
+    assert verdict.status == "todo", verdict
+    assert "not done yet. Dual.sigmoid still raises NotImplementedError." in verdict.message
+    verdict = checks.check_dual_ops(unfinished_dual("exp", "sigmoid"))
+    assert "Dual.exp, Dual.sigmoid still raise NotImplementedError." in verdict.message
+    assert "None of Dual's methods is written yet" in checks.check_dual_ops(EXERCISE.Dual).message
+    capsys.readouterr()
+
+
+def test_a_written_method_is_checked_while_others_still_raise(capsys):
+    partly = type("Dual", (unfinished_dual("sigmoid"),), {"__mul__": WRONG_DUALS[0][1]})
+    assert_fails(checks.check_dual_ops, partly, "a * b at", capsys)
+
+
+def test_dual_jacobian_done_but_dual_not_says_which_method(capsys):
+    partly = unfinished_dual("sigmoid")
+    verdict = checks.check_dual_jacobian(lambda f, xs: dual_jacobian(f, xs, cls=partly), partly)
+    assert verdict.status == "todo", verdict
+    assert "Dual.sigmoid (Exercise 5.4) still raises NotImplementedError" in verdict.message
+    capsys.readouterr()
+
+
 @pytest.mark.parametrize(
     ("method", "rule", "message"), WRONG_DUALS, ids=[f"{w[0]}-{w[2]}" for w in WRONG_DUALS]
 )
@@ -282,7 +487,10 @@ def test_wrong_tangent_rule_fails_and_names_the_op(method, rule, message, capsys
 @pytest.mark.parametrize(
     ("wrong", "message"),
     [
-        (lambda f, xs: dual_jacobian(f, xs, transposed=True), "shape: expected (2, 3), got (3, 2)"),
+        (
+            lambda f, xs: dual_jacobian(f, xs, transposed=True),
+            "shape: expected (2, 3), got (3, 2)\n  Hint: J has one row per output",
+        ),
         (lambda f, xs: dual_jacobian(f, xs, one_hot=False), "largest difference"),
         (
             lambda f, xs: dual_jacobian(f, xs, extra_run=True),
@@ -296,13 +504,31 @@ def test_wrong_dual_jacobian_fails(wrong, message, capsys):
     assert_fails(lambda f: checks.check_dual_jacobian(f, Dual), wrong, message, capsys)
 
 
-def test_count_passes_counts_each_kind():
+def test_count_passes_records_each_kind_in_order():
     f, passes = count_passes(lambda x: x.sin())
     x = torch.ones(3)
     jvp(f, (x,), (x,))
     _, pullback = vjp(f, x)
     pullback(x)
     pullback(x)
-    assert dict(passes) == {"forward": 1, "backward": 2}, f"counted {dict(passes)}"
-    with pytest.raises(RuntimeError, match="vmap"):
-        jacfwd(f)(x)
+    assert passes.events == [("forward", 1), ("backward", 1), ("backward", 1)], passes
+    assert repr(passes) == "Passes(forward=[1], backward=[1, 1])"
+
+
+def test_count_passes_sees_the_batches_of_vmap():
+    """jacfwd and jacrev run one pass carrying the whole batch; vmap of f runs no pass."""
+    f = lambda x: torch.tanh(x[:3] * x.sum())  # noqa: E731 (R^5 -> R^3)
+    x = torch.linspace(-1, 1, 5, dtype=torch.float64)
+    for transform, events in [
+        (jacfwd, [("forward", 5)]),
+        (jacrev, [("backward", 3)]),
+        (lambda g: hessian(lambda t: g(t).sum()), [("forward", 5), ("backward", 1)]),
+    ]:
+        counted, passes = count_passes(f)
+        expected = transform(f)(x)
+        assert torch.allclose(transform(counted)(x), expected), f"{transform}: values"
+        assert passes.events == events, f"{transform}: {passes.events}"
+    counted, passes = count_passes(f)
+    X = x.expand(4, 5)
+    assert torch.equal(vmap(counted)(X), vmap(f)(X)), "vmap of the counted f"
+    assert passes.events == [], f"vmap alone is no pass: {passes.events}"

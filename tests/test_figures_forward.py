@@ -1,11 +1,16 @@
 """Chapter 5's crossover: the timings measure the two Jacobians, the plot draws them."""
 
+import itertools
+import re
+
 import matplotlib
 
 matplotlib.use("Agg")
 
 import numpy as np
 import torch
+from matplotlib.backends.backend_agg import FigureCanvasAgg
+from matplotlib.text import Text
 from torch.func import jacrev
 
 from course.figures import MIN_FONT_PT, smallest_font_pt
@@ -31,6 +36,37 @@ def test_plot_draws_the_ratio_against_n_over_m():
     assert np.allclose(line.get_xdata(), [1 / 16, 16]), f"x: {line.get_xdata()}"
     assert np.allclose(line.get_ydata(), [1 / 8, 3]), f"y: {line.get_ydata()}"
     assert ax.get_xscale() == ax.get_yscale() == "log", "both axes on log scales"
-    labels = [t.get_text() for t in ax.texts]
-    assert labels == ["n=4\nm=64", "n=64\nm=4"], f"point labels: {labels}"
+    labels = [[t.get_text() for t in shape_labels(figure, n, m)] for n, m in [(4, 64), (64, 4)]]
+    assert labels == [["4\n64"], ["64\n4"]], f"point labels: {labels}"
     assert smallest_font_pt(figure) >= MIN_FONT_PT, "text too small to read on a phone"
+
+
+def shape_labels(figure, n, m):
+    """The texts of `figure` that name the point (n, m): n then m, and no other number."""
+    return [
+        text
+        for text in figure.findobj(Text)
+        if text.get_visible()
+        if [int(k) for k in re.findall(r"\d+", text.get_text())] == [n, m]
+    ]
+
+
+def test_point_labels_stay_clear_of_the_line_and_of_each_other():
+    """Fig. 5.1's labels once sat beside the points, where the line crossed them."""
+    shapes = [(8, 512), (16, 256), (32, 128), (64, 64), (128, 32), (256, 16), (512, 8)]
+    ratios = [0.05, 0.57, 1.3, 1.33, 1.56, 2.42, 4.16]  # a measured run, steep at the left
+    timings = [JacobianTiming(n, m, r, 1.0) for (n, m), r in zip(shapes, ratios, strict=True)]
+    figure = plot_crossover(timings)
+    canvas = FigureCanvasAgg(figure)
+    canvas.draw()
+    renderer = canvas.get_renderer()
+    (ax,) = figure.axes
+    plot_area = ax.get_window_extent(renderer)
+    labels = [shape_labels(figure, n, m) for n, m in shapes]
+    assert all(len(found) == 1 for found in labels), f"one label per point: {labels}"
+    boxes = [found.get_window_extent(renderer) for (found,) in labels]
+    for box, (n, m) in zip(boxes, shapes, strict=True):
+        assert not box.overlaps(plot_area), f"the label of n={n}, m={m} lies where the line runs"
+        assert not box.overlaps(ax.title.get_window_extent(renderer)), f"n={n}: on the title"
+    for (left, a), (right, b) in itertools.pairwise(zip(shapes, boxes, strict=True)):
+        assert a.x1 < b.x0, f"the labels of {left} and {right} overlap"

@@ -74,6 +74,20 @@ def test_numbers_mix_with_duals():
         assert math.isclose(out.tangent, tangent), f"{what}: tangent {out.tangent}, not {tangent}"
 
 
+def test_division_follows_torch_where_the_reciprocal_would_overflow():
+    """a / b has its own rule: as a * b ** -1, the slope -b⁻² overflows for |b| < ~1e-154."""
+    for (a, ta), (b, tb) in [
+        ((1e-200, 1.0), (1e-200, 0.5)),  # quotient 1, tangent 5e199
+        ((3.0, 1.0), (1e-155, 0.0)),  # finite quotient and tangent
+        ((2.0, 0.0), (1e-200, 1.0)),  # the tangent is -2e400: -inf, as torch gives
+        ((0.5, 0.75), (-2.0, -1.25)),
+    ]:
+        out = Dual(a, ta) / Dual(b, tb)
+        value, tangent = torch_jvp(lambda x, y: x / y, (a, b), (ta, tb))
+        assert math.isclose(out.data, value, rel_tol=1e-15), f"{a} / {b}: {out} vs {value}"
+        assert math.isclose(out.tangent, tangent, rel_tol=1e-15), f"{a} / {b}: {out} vs {tangent}"
+
+
 def test_a_tangent_of_zero_gives_zero_and_keeps_the_value():
     out = (Dual(1.5) * Dual(-2.0).exp()).tanh()
     assert out.tangent == 0.0
