@@ -93,6 +93,35 @@ def bench_book(runs: int, with_test: bool) -> dict:
     return results
 
 
+def bench_check(runs: int) -> dict:
+    """`make check` (the loop): with nothing changed, and after an edit of one chapter's
+    prose or of one module of course/checks/. Each edit is made, timed and undone; an
+    untimed `make check` after it makes the record green again."""
+    edits = {
+        "a sentence added to chapters/autograd.md": (
+            ROOT / "chapters" / "autograd.md",
+            lambda text: text.rstrip("\n") + "\n\nOne more sentence, for the benchmark.\n",
+        ),
+        "a comment added to course/checks/tensors.py": (
+            ROOT / "course" / "checks" / "tensors.py",
+            lambda text: text + "# an edit, for the benchmark\n",
+        ),
+    }
+    wall(["make", "check"])  # a green record to start from
+    results = {"make check, nothing changed (s)": repeat(lambda: wall(["make", "check"]), runs)}
+    for name, (path, edit) in edits.items():
+        original, samples = path.read_text(encoding="utf-8"), []
+        for _ in range(runs):
+            try:
+                path.write_text(edit(original), encoding="utf-8")
+                samples.append(wall(["make", "check"]))
+            finally:
+                path.write_text(original, encoding="utf-8")
+                wall(["make", "check"])
+        results[f"make check after {name} (s)"] = stats(samples)
+    return results
+
+
 def matmul_gflops(runs: int, dtype=torch.float32, n: int = 2048) -> dict:
     """This machine's matmul throughput: the FLOP floor that training is compared with."""
     a, b = torch.randn(n, n, dtype=dtype), torch.randn(n, n, dtype=dtype)
@@ -131,11 +160,13 @@ def bench_engine(runs: int) -> dict:
     (train_images, y_train), (test_images, y_test) = mnist_arrays()
     X_train, X_test = E.standardise(train_images), E.standardise(test_images)
 
-    def first_steps(dtype):
+    def new_model(dtype):
         model = E.MLP([784, 128, 10], np.random.default_rng(0), dtype)
-        optimizer = E.SGD(model.parameters(), lr=0.1, momentum=0.9)
+        return model, E.SGD(model.parameters(), lr=0.1, momentum=0.9)
+
+    def first_batches(dtype):
         batches = np.arange(20 * 128).reshape(20, 128)
-        return model, optimizer, [(X_train[b].astype(dtype), y_train[b]) for b in batches]
+        return [(X_train[b].astype(dtype), y_train[b]) for b in batches]
 
     results = {}
     # Both engines at the same thread count (torch's pool and NumPy's BLAS): at one
@@ -144,12 +175,14 @@ def bench_engine(runs: int) -> dict:
         ratios = []
         for _ in range(runs):
             with contextlib.redirect_stdout(io.StringIO()):
-                ratios.append(compare_step_time(first_steps, E.cross_entropy, E.Tensor, threads))
+                ratios.append(
+                    compare_step_time(new_model, first_batches, E.cross_entropy, E.Tensor, threads)
+                )
         for dtype in ("float32", "float64"):
             name = f"engine step / torch step, {dtype}, {threads} thread(s) each"
             results[name] = {**stats([r[dtype] for r in ratios]), "threads": threads}
 
-    model, optimizer, batches = first_steps(np.float32)
+    (model, optimizer), batches = new_model(np.float32), first_batches(np.float32)
     threads = 1
 
     def tensor_step() -> float:
@@ -360,6 +393,7 @@ def bench_distributed(runs: int, batch: int = 128, steps: int = 40) -> dict:
 
 SECTIONS: dict[str, Callable[[argparse.Namespace], dict]] = {
     "book": lambda args: bench_book(args.runs, args.with_test),
+    "check": lambda args: bench_check(args.runs),
     "mnist": lambda args: bench_mnist(args.runs),
     "engine": lambda args: bench_engine(args.runs),
     "distributed": lambda args: bench_distributed(args.runs),
