@@ -131,22 +131,13 @@ def cached_output(page: Path) -> str:
 def test_a_notebook_runs_again_when_a_file_it_reads_changes(tmp_path, monkeypatch, capsys):
     """End to end, with jupyter-cache and a kernel: the page's code is unchanged, the file it
     reads is not, so its cached output must not survive."""
-    monkeypatch.setattr(execute, "ROOT", tmp_path)
-    monkeypatch.setattr(execute, "CACHE", tmp_path / "cache")
-    monkeypatch.setattr(execute, "STAMP", tmp_path / "cache" / "executed-notebooks.json")
-    monkeypatch.setattr(execute, "DEPENDENCIES", tmp_path / "cache" / "deps.json")
-    monkeypatch.setattr(execute, "run_side_by_side", lambda: None)
-    page = tmp_path / "page.md"
-    page.write_text(
-        "---\njupytext:\n  text_representation:\n    extension: .md\n    format_name: myst\n"
-        "kernelspec:\n  display_name: Python 3\n  language: python\n  name: python3\n---\n\n"
-        "```{code-cell} ipython3\nfrom pathlib import Path\n"
-        "print(Path('fact.txt').read_text())\n```\n"
+    page = small_book(
+        tmp_path,
+        monkeypatch,
+        "from pathlib import Path\nprint(Path('fact.txt').read_text())",
     )
     fact = tmp_path / "fact.txt"
     fact.write_text("first version")
-    monkeypatch.setattr(execute, "book_notebooks", lambda: [page])
-    monkeypatch.setattr(execute, "execution_settings", lambda: {"timeout": 60})
     monkeypatch.setitem(execute.READS, "page.md", ("fact.txt",))
     assert execute.main(["--serial"]) == 0
     assert "first version" in cached_output(page)
