@@ -143,6 +143,15 @@ def test_the_code_cells_are_the_page_s_own(written, page):
     assert [c.source for c in cells[1:] if c.cell_type == "code"] == ours
 
 
+@pytest.mark.parametrize("page", [p for p in PAGES if p.startswith("exercises/")])
+def test_no_test_only_cell_where_a_learner_works(written, page):
+    """Only the install cell is tagged remove-cell (so that no built page shows it)."""
+    tagged = [
+        i for i, c in enumerate(written[page].cells) if "remove-cell" in c.metadata.get("tags", [])
+    ]
+    assert tagged == [0], f"{page}.ipynb: test-only cells at {tagged[1:]}"
+
+
 @pytest.mark.parametrize("page", [p for p in PAGES if p.startswith("chapters/")])
 def test_test_only_cells_stay_collapsed(written, page):
     hidden = [
