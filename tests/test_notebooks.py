@@ -177,6 +177,7 @@ def test_a_cross_reference_links_to_the_published_anchor():
 
 def test_myst_without_a_plain_form_is_an_error():
     page = plain.Page("chapters/tensors", "chapters")
-    for text in ("```{figure} x.png\n```", "{eq}`x`", "Term\n: definition"):
+    unknown_option = "```{exercise} 1.1 — A title\n:labl: exercises-tensors-1\n\nText\n```"
+    for text in ("```{figure} x.png\n```", "{eq}`x`", "Term\n: definition", unknown_option):
         with pytest.raises(plain.ConversionError):
             plain.convert(text, page)

@@ -55,6 +55,8 @@ DIRECTIVES = {
 DROPPED = {"myst_target", "myst_line_comment"}
 """Block tokens a learner's notebook leaves out: `(label)=` and `% comment` lines."""
 UNSUPPORTED = {"dl_open", "myst_block_break", "front_matter"}
+"""Block tokens that have no plain-Markdown form here: definition lists, `+++` breaks
+inside a cell, front matter."""
 
 
 class ConversionError(ValueError):
@@ -129,7 +131,10 @@ def parse(token: Token, where: str):
     if name not in DIRECTIVES:
         raise ConversionError(f"{where}: no plain-Markdown form for the {{{name}}} directive")
     first_line = token.info[1:].partition("}")[2].strip()
-    return parse_directive_text(DIRECTIVES[name], first_line, token.content)
+    parsed = parse_directive_text(DIRECTIVES[name], first_line, token.content)
+    if parsed.warnings:
+        raise ConversionError(f"{where}: {{{name}}}: {parsed.warnings[0].msg}")
+    return parsed
 
 
 @dataclass
