@@ -448,8 +448,8 @@ REVERSE_OVER_REVERSE = Hint(
 
 FINITE_DIFFERENCES = Hint(
     "two gradients and no JVP: a difference of gradients, (∇f(x + εv) − ∇f(x)) / ε, "
-    "only approximates H v (it is exact only for a quadratic f); a JVP of the gradient "
-    "gives it exactly.",
+    "only approximates H v (up to rounding it is exact only for a quadratic f); a JVP of "
+    "the gradient has no ε error.",
     HVP.nudge,
     HVP.recipe,
 )
