@@ -707,6 +707,15 @@ def uneven_batches(rank: int, world_size: int, join: bool, by_initial: bool = Tr
     }
 
 
+def sync_batch_norm(rank: int, world_size: int) -> str:
+    """What `SyncBatchNorm` does in training on CPU tensors in a process group: the error."""
+    try:
+        nn.SyncBatchNorm(4)(torch.randn(8, 4))
+    except ValueError as error:
+        return str(error)
+    return "no error"
+
+
 def fail_on_rank(rank: int, world_size: int, bad_rank: int, mode: str = "raise") -> None:
     """For the cleanup tests: `bad_rank` raises, hangs or returns (`mode` "raise", "hang",
     "skip") instead of joining the others' all_reduce."""
