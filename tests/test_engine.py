@@ -21,7 +21,8 @@ def close(got, expected, what):
     assert np.shape(got) == np.shape(expected), (
         f"{what}: shape {np.shape(got)} != {np.shape(expected)}"
     )
-    assert np.allclose(got, expected, rtol=RTOL, atol=1e-12), f"{what}: {got} != {expected}"
+    same = np.allclose(got, expected, rtol=RTOL, atol=1e-12, equal_nan=True)
+    assert same, f"{what}: {got} != {expected}"
 
 
 def leaf(x):
@@ -396,3 +397,42 @@ def test_indexing_gathers_and_scatters_like_torch():
     rows, cols = np.array([0, 2, 2, 1]), np.array([1, 0, 0, 3])
     tensor_case(lambda a: a[rows, cols], [rng.standard_normal((3, 4))])
     tensor_case(lambda a: a[1:, ::2], [rng.standard_normal((3, 4))])
+
+
+# --- Edges (issue 22): tiny divisors, a negative base, one example -------------------------
+
+
+@pytest.mark.parametrize(("a", "b"), [(1e-200, 1e-200), (5e-170, -7e-155), (-2e-300, 1e-160)])
+def test_division_by_a_tiny_number_has_finite_gradients_like_torch(a, b):
+    ours = [E.Value(a), E.Value(b)]
+    out = ours[0] / ours[1]
+    out.backward()
+    theirs = [leaf(a), leaf(b)]
+    (theirs[0] / theirs[1]).backward()
+    close([out.data, *(v.grad for v in ours)], [a / b, *(t.grad.item() for t in theirs)], "Value")
+    tensor_case(lambda x, y: x / y, [np.array([a, 1.0]), np.array([b, 2.0])])
+
+
+def test_a_negative_number_to_a_fractional_power():
+    """torch gives nan; NumPy too (so the Tensor matches), and the Value refuses clearly."""
+    with np.errstate(invalid="ignore"):
+        tensor_case(lambda a: a**0.5, [np.array([-4.0, 4.0])])
+    assert torch.tensor(-4.0) ** 0.5 != torch.tensor(-4.0) ** 0.5  # nan
+    with pytest.raises(ValueError, match=r"-4 \*\* 0.5 is not a real number"):
+        E.Value(-4.0) ** 0.5
+    assert (E.Value(-2.0) ** 3).data == -8.0  # a whole exponent is fine
+
+
+@pytest.mark.parametrize("dtype", [np.float64, np.float32])
+def test_cross_entropy_of_one_example_like_torch(dtype):
+    logits = np.array([0.5, -1.0, 3.0, 0.0], dtype)
+    x = E.Tensor(logits.copy(), requires_grad=True)
+    loss = E.cross_entropy(x, np.array(2))
+    loss.backward()
+    t = torch.tensor(logits, requires_grad=True)
+    ref = F.cross_entropy(t, torch.tensor(2))
+    ref.backward()
+    assert loss.data.shape == (), loss.data
+    assert loss.data.dtype == dtype, loss.data
+    assert np.allclose(loss.data, ref.item(), rtol=1e-6), (loss.data, ref)
+    assert np.allclose(x.grad, t.grad.numpy(), rtol=1e-6, atol=1e-7), (x.grad, t.grad)

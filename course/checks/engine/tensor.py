@@ -6,7 +6,7 @@ from typing import Any
 import numpy as np
 import torch
 
-from course.checks import Verdict, check, rng
+from course.checks import Hint, Verdict, check, learner_check, rng
 from course.checks.engine.cases import (
     F64,
     GUARD_HINT,
@@ -15,8 +15,6 @@ from course.checks.engine.cases import (
     float32_cases,
     run_cases,
 )
-
-# --- Part 2: the tensor engine -------------------------------------------------------------
 
 UNBROADCAST_CASES = [
     ((4, 2, 3), (2, 1)),
@@ -34,6 +32,16 @@ UNBROADCAST_CASES = [
 ]
 
 
+UNBROADCAST_RECIPE_HINT = Hint(
+    "The gradient of a broadcast input is the sum of the gradients of all its copies.",
+    "Sum over the leading axes that shape lacks, then over each axis where shape has 1 and "
+    "grad has more.",
+    "`grad = grad.sum(axis=tuple(range(grad.ndim - len(shape))))`, then `grad.sum(axis=(the "
+    "axes where shape has 1), keepdims=True)`",
+)
+
+
+@learner_check
 def check_unbroadcast(unbroadcast: Callable[[np.ndarray, tuple], np.ndarray]) -> Verdict:
     """Exercise 4.4: `unbroadcast(grad, shape)` equals torch's gradient of broadcasting."""
 
@@ -49,12 +57,7 @@ def check_unbroadcast(unbroadcast: Callable[[np.ndarray, tuple], np.ndarray]) ->
             close(np.asarray(got), expected, f"unbroadcast(grad of shape {grad_shape}, {shape})")
         return f"matches torch's gradient of broadcasting on {len(UNBROADCAST_CASES)} shapes"
 
-    return check(
-        "Exercise 4.4 (unbroadcast)",
-        body,
-        hint="sum over the leading axes that shape lacks, then over each axis where shape has "
-        "1 and grad has more (keepdims=True)",
-    )
+    return check("Exercise 4.4 (unbroadcast)", body, hint=UNBROADCAST_RECIPE_HINT)
 
 
 BROADCAST_SHAPES = [
@@ -70,13 +73,28 @@ BROADCAST_SHAPES = [
 GUARDS = [(True, False), (False, True), (False, False)]
 """Which of two inputs require grad: every binary op must work with a constant on either side."""
 
-UNBROADCAST_HINT = "pass each input's gradient through unbroadcast(grad, input.shape)"
-POW_HINT = "k * a.data ** (k - 1) * out.grad: use the k you were given (x ** 0 has slope 0)"
-DERIVED_TENSOR_HINT = (
-    "-, / and the reversed ops are built from +, * and ** -1 and a number wrapped in your "
-    "Tensor: check those first"
+UNBROADCAST_HINT = Hint(
+    "An input that was broadcast gets the sum of its copies' gradients, in its own shape.",
+    "Each input's term goes through your unbroadcast before it is added to its grad.",
+    "`self.grad += unbroadcast(out.grad * other.data, self.shape)`, and the same for other",
 )
-ACCUMULATE_HINT = "accumulate: self.grad += ... (an input used twice gets both terms)"
+POW_HINT = Hint(
+    "d(a ** k)/da = k * a ** (k - 1), elementwise, for the k you were given.",
+    "k = 0 too: a ** 0 is constant, slope 0 everywhere, also at 0.",
+    "`if k != 0: self.grad += k * self.data ** (k - 1) * out.grad`",
+)
+DERIVED_TENSOR_HINT = Hint(
+    "These are built on your ops: -a is a * -1, a - b is a + (-b), and a number or array "
+    "becomes your Tensor (self._wrap); division is written for you.",
+    "Find the smallest expression that fails; if + and * pass on their own, look at the "
+    "reversed ops (__radd__, __rmul__), which must give the number the other side's dtype.",
+    "Fix the op that the smallest failing expression uses; the derived ops need no change.",
+)
+ACCUMULATE_HINT = Hint(
+    "An input used twice (a + a, a * a) gets one term from each use.",
+    "Both terms must end up in its grad: grow the grad, do not replace it.",
+    "`self.grad += ...` and `other.grad += ...` in every rule",
+)
 BINARY = {
     "a + b": lambda a, b: a + b,
     "a * b": lambda a, b: a * b,
@@ -113,7 +131,7 @@ def _unary(
     name: str,
     f: Callable[[Any], Any],
     values: Sequence[float],
-    hint: str,
+    hint: Hint,
     low: float = -2.0,
     high: float = 2.0,
 ) -> list[TensorCase]:
@@ -156,17 +174,45 @@ ELEMENTWISE = [
         "a.exp()",
         lambda a: a.exp(),
         (-1000.0, -50.0, 0.0, 50.0, 500.0),
-        "exp(a) * out.grad = out.data * out.grad",
+        Hint(
+            "d exp(a)/da = exp(a): the derivative is the value itself.",
+            "You computed exp(a) already: it is out.data.",
+            "`self.grad += out.data * out.grad`",
+        ),
     ),
     *_unary(
-        "a.log()", lambda a: a.log(), (1e-300, 1e-5, 1.0, 1e5, 1e300), "out.grad / a.data", 0.2, 3.0
+        "a.log()",
+        lambda a: a.log(),
+        (1e-300, 1e-5, 1.0, 1e5, 1e300),
+        Hint(
+            "d log(a)/da = 1 / a.",
+            "Divide out.grad by the input's data.",
+            "`self.grad += out.grad / self.data`",
+        ),
+        0.2,
+        3.0,
     ),
-    *_unary("a.relu()", lambda a: a.relu(), BIG_VALUES, "out.grad * (a.data > 0)"),
+    *_unary(
+        "a.relu()",
+        lambda a: a.relu(),
+        BIG_VALUES,
+        Hint(
+            "The slope of relu is 1 where a > 0 and 0 elsewhere, at a = 0 too (as in torch).",
+            "Multiply out.grad by whether each entry of the input was positive.",
+            "`self.grad += out.grad * (self.data > 0)`",
+        ),
+    ),
     *_unary(
         "a.tanh()",
         lambda a: a.tanh(),
         BIG_VALUES,
-        "out.grad * (1 - out.data ** 2); np.tanh cannot overflow (exp(2a) does for a large a)",
+        Hint(
+            "d tanh(a)/da = 1 - tanh(a) ** 2, and tanh must not overflow: exp(2a) does for a "
+            "large a, while np.tanh cannot overflow.",
+            "tanh(a) is out.data.",
+            "`out = Tensor._node(np.tanh(self.data), (self,), 'tanh')` and "
+            "`self.grad += out.grad * (1 - out.data**2)`",
+        ),
     ),
     *[
         TensorCase(
@@ -204,6 +250,12 @@ ELEMENTWISE = [
     TensorCase(
         "1 / a", lambda a: 1 / a, values=((-1000.0, -1e-3, 1e-3, 1000.0),), hint=DERIVED_TENSOR_HINT
     ),
+    TensorCase(
+        "a / b of tiny numbers",
+        BINARY["a / b"],
+        values=((1e-200, -3e-170, 2.0), (1e-200, 1e-170, 1e-100)),
+        hint=DERIVED_TENSOR_HINT,
+    ),
     *[
         TensorCase(name, f, ((2, 3),), low=0.5, hint=DERIVED_TENSOR_HINT)
         for name, f in [
@@ -221,12 +273,17 @@ ELEMENTWISE = [
         lambda a: np.full(3, 2.0) * a + np.arange(3.0),
         ((2, 3),),
         lambda a: torch.full((3,), 2.0, dtype=F64) * a + torch.arange(3.0, dtype=F64),
-        hint="your Tensor sets __array_ufunc__ = None, so that NumPy hands `array * x` to "
-        "x.__rmul__",
+        hint=Hint(
+            "NumPy computed `array * x` itself instead of asking your Tensor.",
+            "A class that sets __array_ufunc__ = None makes NumPy hand `array * x` to x.__rmul__.",
+            "keep `__array_ufunc__ = None` in the class body, and `__rmul__` returning "
+            "`self * other`",
+        ),
     ),
 ]
 
 
+@learner_check
 def check_tensor_elementwise(Tensor: type) -> Verdict:
     """Exercise 4.5: elementwise ops with broadcasting, vs torch; constants get no grad."""
 
@@ -242,8 +299,22 @@ def check_tensor_elementwise(Tensor: type) -> Verdict:
     return check("Exercise 4.5 (your Tensor's elementwise ops)", body)
 
 
-REDUCE_HINT = "expand the summed axes back (np.expand_dims unless keepdims) and broadcast"
-MATMUL_HINT = "grad of a = out.grad @ b^T, grad of b = a^T @ out.grad (then unbroadcast)"
+REDUCE_HINT = Hint(
+    "Each entry that went into a sum gets the sum's gradient: out.grad spreads back over "
+    "the summed axes.",
+    "Without keepdims the summed axes are missing from out.grad: put them back "
+    "(np.expand_dims) so that it broadcasts against self.data.",
+    "`grad = out.grad if axis is None or keepdims else np.expand_dims(out.grad, axis)`, then "
+    "`self.grad += grad` (it broadcasts to self.shape)",
+)
+MATMUL_HINT = Hint(
+    "For out = a @ b, the grad of a is out.grad @ b^T and the grad of b is a^T @ out.grad, "
+    "where ^T swaps the last two axes only: NumPy's .T reverses all the axes of a 3-D array.",
+    "Swap with swapaxes(-1, -2); then unbroadcast each grad to its input's shape (a batch "
+    "of matrices times one matrix).",
+    "`self.grad += unbroadcast(out.grad @ other.data.swapaxes(-1, -2), self.shape)` and "
+    "`other.grad += unbroadcast(self.data.swapaxes(-1, -2) @ out.grad, other.shape)`",
+)
 MATMUL_SHAPES = [
     ((3, 4), (4, 2)),
     ((2, 3, 4), (4, 5)),
@@ -307,7 +378,12 @@ SHAPES = [
             f"a.reshape{args}",
             lambda a, args=args: a.reshape(*args),
             ((2, 3, 4),),
-            hint="reshape out.grad back to self.shape",
+            hint=Hint(
+                "reshape moves no number: each entry's grad is the grad of the same entry "
+                "after the reshape.",
+                "Give out.grad the input's shape.",
+                "`self.grad += out.grad.reshape(self.shape)`",
+            ),
         )
         for args in ((6, 4), (-1,), (4, -1, 2), ((3, 8),))
     ],
@@ -316,21 +392,41 @@ SHAPES = [
             f"a.transpose{dims}",
             lambda a, dims=dims: a.transpose(*dims),
             ((2, 3, 4),),
-            hint="swap the same two axes of out.grad back",
+            hint=Hint(
+                "transpose moves entries: their grads have to move back.",
+                "Swapping the same two axes again undoes a transpose.",
+                "`self.grad += out.grad.swapaxes(dim0, dim1)`",
+            ),
         )
         for dims in ((0, 1), (-1, -2), (0, 2), (1, 1))
     ],
-    TensorCase("a.T", lambda a: a.T, ((3, 4),), hint="a.T is a.transpose(-2, -1)"),
+    TensorCase(
+        "a.T",
+        lambda a: a.T,
+        ((3, 4),),
+        hint=Hint(
+            "a.T is written for you as a.transpose(-2, -1): look at your transpose.",
+            "transpose(-2, -1) must accept negative axes, as swapaxes does.",
+            "`self.grad += out.grad.swapaxes(dim0, dim1)`",
+        ),
+    ),
     TensorCase(
         "(a @ b.T).relu().sum(axis=0).mean()",
         lambda a, b: (a @ b.T).relu().sum(axis=0).mean(),
         ((5, 4), (3, 4)),
         lambda a, b: (a @ b.T).relu().sum(dim=0).mean(),
-        hint="check each op alone first",
+        hint=Hint(
+            "This chains @, .T, relu, sum and mean; the cases before it test each alone.",
+            "A chain fails where one op's rule is right only for the inputs tried alone: "
+            "compare the failing op on this input's shapes with torch.",
+            "Fix the op named first in this check's earlier cases; when each op passes, so "
+            "does the chain.",
+        ),
     ),
 ]
 
 
+@learner_check
 def check_tensor_shapes(Tensor: type) -> Verdict:
     """Exercise 4.6: matmul, sum/mean with axis and keepdims, reshape, transpose."""
 

@@ -11,30 +11,62 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
-from course.checks import Verdict, call, check, describe, expect, expect_close, expect_equal, rng
+from course.checks import (
+    Hint,
+    Verdict,
+    call,
+    check,
+    describe,
+    expect,
+    expect_close,
+    expect_equal,
+    learner_check,
+    rng,
+)
 from course.checks.engine.cases import DTYPES, TensorCase, close, compare_case, engine_hinted
 from course.threads import same_threads
 
-# --- Part 3: training ----------------------------------------------------------------------
-
-
-LOG_SOFTMAX_HINT = "log_softmax(x) = x - log(exp(x).sum(axis=-1, keepdims=True))"
-SHIFT_HINT = (
-    "exp overflows for large logits: subtract m = x.data.max(axis=-1, keepdims=True) "
-    "first (a constant: the result does not change)"
+LOG_SOFTMAX_HINT = Hint(
+    "log_softmax(x) = x - log(sum(exp(x))), the sum over the last axis, one per row.",
+    "Sum with axis=-1 and keepdims=True, so that the log of the sum broadcasts against each row.",
+    "`x - x.exp().sum(axis=-1, keepdims=True).log()`, with the max shift of the next cases",
 )
-LOG_SOFTMAX_GRAD_HINT = (
-    "build log_softmax from your Tensor's ops only (the max shift may be a constant): a "
-    "term computed from x.data, like np.log(np.exp(x.data).sum(...)), gets no gradient"
+SHIFT_HINT = Hint(
+    "exp overflows for logits near 1000 (and a row with -inf needs care), but "
+    "log_softmax(x) = log_softmax(x - m) for any constant m.",
+    "Subtract each row's maximum, taken from x.data (a constant), before exp: every "
+    "exponent is then at most 0.",
+    "`shifted = x - x.data.max(axis=-1, keepdims=True)` and "
+    "`shifted - shifted.exp().sum(axis=-1, keepdims=True).log()`",
 )
-PICK_HINT = (
-    "the mean over rows of -log_softmax(x)[rows, targets] with rows = np.arange(len(x)); "
-    "a one-hot product turns a -inf logit into nan (-inf * 0)"
+LOG_SOFTMAX_GRAD_HINT = Hint(
+    "The values are right but the gradient is not: part of the formula was computed "
+    "outside your Tensor's ops, so no gradient flows through it.",
+    "A term computed from x.data, like np.log(np.exp(x.data).sum(...)), is a constant to "
+    "your engine; only the max shift may be one.",
+    "the log-sum-exp from Tensor ops: `(x - m).exp().sum(axis=-1, keepdims=True).log()`",
+)
+PICK_HINT = Hint(
+    "cross_entropy is the mean over the batch of -log_softmax(x) at each row's target.",
+    "Pick one entry per row with indexing, logp[rows, targets], rows = np.arange(len(targets)).",
+    "`-log_softmax(logits)[np.arange(len(targets)), targets].mean()`",
+)
+MASKED_HINT = Hint(
+    "A logit of -inf (a masked class) gives a finite loss in torch; a one-hot product "
+    "gives nan there, since -inf * 0 is nan.",
+    "Pick the target entries with indexing instead of multiplying by a one-hot matrix.",
+    PICK_HINT.recipe,
+)
+ONE_EXAMPLE_HINT = Hint(
+    "F.cross_entropy also takes one example: logits of shape (C,) and a 0-d target.",
+    "With one row there is no batch axis to index or to average over.",
+    "`if logits.data.ndim == 1: return -log_softmax(logits)[targets]`",
 )
 HUGE = np.array([[1000.0, 0.0, -1000.0], [-1000.0, -999.0, -1001.0]])
 MASKED = np.array([[0.0, -np.inf, 1.0], [2.0, 0.5, -np.inf], [-np.inf, 3.0, 0.0]])
 
 
+@learner_check
 def check_cross_entropy(
     log_softmax: Callable[[Any], Any], cross_entropy: Callable[[Any, np.ndarray], Any], Tensor: type
 ) -> Verdict:
@@ -62,21 +94,25 @@ def check_cross_entropy(
                 grad_hint=LOG_SOFTMAX_GRAD_HINT,
             )
             compare_case(Tensor, case, generator)
-        for logits, t in (
-            (generator.standard_normal((8, 10)) * 3, generator.integers(0, 10, 8)),
-            (generator.standard_normal((5, 3)), np.array([2, 2, 0, 2, 1])),
-            (HUGE, np.array([2, 1])),
-            (MASKED, np.array([0, 1, 2])),
+        for logits, t, hint in (
+            (generator.standard_normal((8, 10)) * 3, generator.integers(0, 10, 8), PICK_HINT),
+            (generator.standard_normal((5, 3)), np.array([2, 2, 0, 2, 1]), PICK_HINT),
+            (HUGE, np.array([2, 1]), SHIFT_HINT),
+            (MASKED, np.array([0, 1, 2]), MASKED_HINT),
+            (generator.standard_normal(4) * 3, np.array(3), ONE_EXAMPLE_HINT),
         ):
             case = TensorCase(
                 f"cross_entropy(x, targets={t.tolist()})",
                 lambda x, t=t: cross_entropy(x, t.copy()),
                 theirs=lambda x, t=t: F.cross_entropy(x, torch.from_numpy(t)),
                 values=(logits,),
-                hint=PICK_HINT,
+                hint=hint,
             )
             compare_case(Tensor, case, generator)
-        return "log_softmax and cross_entropy match torch, also on logits of ±1000 and -inf"
+        return (
+            "log_softmax and cross_entropy match torch, also on logits of ±1000 and -inf, "
+            "and on one example"
+        )
 
     return check("Exercise 4.7 (log_softmax, cross_entropy)", body)
 
@@ -103,6 +139,23 @@ def _torch_mlp(model) -> torch.nn.Sequential:
     return torch.nn.Sequential(*layers[:-1])
 
 
+MLP_HINT = Hint(
+    "torch's Linear computes x @ weight.T + bias, with weight of shape (out_features, "
+    "in_features); an MLP has a ReLU between each two layers and none after the last.",
+    "Apply the layers in order; relu every output but the last layer's.",
+    "Linear: `return x @ self.weight.T + self.bias`; MLP: `for layer in self.layers[:-1]: "
+    "x = layer(x).relu()`, then `return self.layers[-1](x)`",
+)
+SGD_HINT = Hint(
+    "torch.optim.SGD with momentum keeps one velocity per parameter: v = momentum * v + "
+    "grad, then p = p - lr * v (no factor 1 - momentum).",
+    "Change v and p.data in place, so that the velocity carries over to the next step.",
+    "`for p, v in zip(self.parameters, self.velocities): v *= self.momentum; "
+    "v += p.grad; p.data -= self.lr * v`",
+)
+
+
+@learner_check
 def check_mlp_sgd(MLP: type, SGD: type, Tensor: type) -> Verdict:
     """Exercise 4.8: `MLP` forward, `Linear`'s initialisation, and `SGD` with momentum."""
 
@@ -152,16 +205,9 @@ def check_mlp_sgd(MLP: type, SGD: type, Tensor: type) -> Verdict:
                 close(p.data, q, what)
 
     def body():
-        with engine_hinted(
-            "weight (out_features, in_features) uniform in ±1/sqrt(in_features), the "
-            "same for bias; x @ weight.T + bias; ReLU between layers",
-            "MLP",
-        ):
+        with engine_hinted(MLP_HINT, "MLP"):
             model, reference, x = layers()
-        with engine_hinted(
-            "v = momentum * v + p.grad, then p.data -= lr * v (in place, one v per parameter)",
-            "SGD",
-        ):
+        with engine_hinted(SGD_HINT, "SGD"):
             sgd(model, reference, x)
         return "MLP matches nn.Sequential, and 3 SGD steps with momentum match torch.optim.SGD"
 
@@ -192,20 +238,54 @@ def _engine_step(model, optimizer, cross_entropy, Tensor, x, y) -> float:
     return loss.data.item()
 
 
+def _stubs_first(new_model: Callable[[type], tuple], cross_entropy: Callable, Tensor: type):
+    """One training step of a fresh model on two rows of zeros, before any data is loaded.
+
+    Every exercise the MNIST run needs takes part in it, so an exercise not done yet is
+    reported as "not done yet" before MNIST is looked for (or downloaded). Any other
+    error is left for the run itself to report, where the message can name the step.
+    """
+    try:
+        model, optimizer = new_model(np.float32)
+        width = model.parameters()[0].data.shape[-1]
+        x = np.zeros((2, width), np.float32)
+        _engine_step(model, optimizer, cross_entropy, Tensor, x, np.array([0, 1]))
+    except NotImplementedError:
+        raise
+    except Exception:  # reported by the run itself, with the step that fails
+        return
+
+
+MATCH_HINT = Hint(
+    "Your losses leave torch's: the model starts from the same weights and sees the same "
+    "batches, so a gradient, the loss or the optimizer step differs.",
+    "If the loss at step 1 differs, the forward pass or cross_entropy does; if a later "
+    "one does, a gradient or the SGD step does. The checks of 4.5 to 4.8 test each piece.",
+    "Run the checks of Exercises 4.5 to 4.8 again and fix the first one that fails; the "
+    "losses then follow torch's.",
+)
+
+
+@learner_check
 def check_matches_torch(
-    first_steps: Callable[[type], tuple], cross_entropy: Callable[..., Any], Tensor: type
+    new_model: Callable[[type], tuple],
+    batches: Callable[[type], list],
+    cross_entropy: Callable[..., Any],
+    Tensor: type,
 ) -> Verdict:
     """Train the learner's MLP and torch's copy of it on the same batches in float64.
 
-    `first_steps(dtype)` returns `(model, optimizer, batches)`; every step's loss must
-    match torch's to `rtol=1e-10`.
+    `new_model(dtype)` returns `(model, optimizer)`, `batches(dtype)` the `(x, y)` pairs
+    (called only once the engine's exercises are done); every step's loss must match
+    torch's to `rtol=1e-10`.
     """
 
     def body():
-        model, optimizer, batches = first_steps(np.float64)
+        _stubs_first(new_model, cross_entropy, Tensor)
+        model, optimizer = new_model(np.float64)
         reference, torch_optimizer = _torch_twin(model, optimizer)
         rows = []
-        for step, (x, y) in enumerate(batches, start=1):
+        for step, (x, y) in enumerate(batches(np.float64), start=1):
             ours = _engine_step(model, optimizer, cross_entropy, Tensor, x, y)
             theirs = _torch_step(reference, torch_optimizer, x, y)
             expect_close(ours, theirs, f"the loss at step {step}", rtol=1e-10, atol=0)
@@ -213,27 +293,42 @@ def check_matches_torch(
         shown = [*rows[:3], "  ...", *rows[-2:]]
         return f"{len(rows)} steps follow torch's losses to 1e-10:\n" + "\n".join(shown)
 
-    return check("Your MLP beside torch's (float64)", body)
+    return check("Your MLP beside torch's (float64)", body, hint=MATCH_HINT)
 
 
+TRAINING_HINT = Hint(
+    "train() must return the trained model, whose logits on the test images give the accuracy.",
+    "The float64 side-by-side check above finds a wrong gradient first; if it passes, "
+    "look at the learning rate, the epochs and the data train() uses.",
+    "train a 784-128-10 MLP for five epochs, batch 128, SGD with lr=0.05 and momentum=0.9, "
+    "and return it",
+)
+
+
+@learner_check
 def check_mnist_training(
     train: Callable[[], Any],
+    test_set: Callable[[], tuple[np.ndarray, np.ndarray]],
+    new_model: Callable[[type], tuple],
+    cross_entropy: Callable[..., Any],
     Tensor: type,
-    X_test: np.ndarray,
-    y_test: np.ndarray,
     threshold: float = 0.97,
 ) -> Verdict:
-    """`train()` returns a model of your engine, trained; its accuracy on the test set is
-    at least `threshold`.
+    """`train()` returns a model of your engine, trained; its accuracy on the test images
+    and labels that `test_set()` returns is at least `threshold`.
 
-    The accuracy is computed here, from the logits `model(Tensor(X_test)).data`: a number
-    handed back by the training code could be anything.
+    `new_model` and `cross_entropy` make one tiny step first, so that an exercise not
+    done yet is reported before any data is loaded. The accuracy is computed here, from
+    the logits `model(Tensor(X_test)).data`: a number handed back by the training code
+    could be anything.
     """
 
     def body():
+        _stubs_first(new_model, cross_entropy, Tensor)
         start = time.perf_counter()
         model = call("train()", train)
         seconds = time.perf_counter() - start
+        X_test, y_test = test_set()
         out = call("model(Tensor(X_test))", model, Tensor(np.asarray(X_test)))
         logits = np.asarray(getattr(out, "data", None))
         expected = (len(X_test), 10)
@@ -249,12 +344,7 @@ def check_mnist_training(
             f"test accuracy {accuracy:.2%} (at least {threshold:.0%}), trained in {seconds:.1f} s"
         )
 
-    return check(
-        "Training on MNIST",
-        body,
-        hint="train() must return the trained model; the float64 side-by-side check above "
-        "finds a wrong gradient first",
-    )
+    return check("Training on MNIST", body, hint=TRAINING_HINT)
 
 
 def _median_step(step, batches, repeats=3) -> float:
@@ -269,7 +359,8 @@ def _median_step(step, batches, repeats=3) -> float:
 
 
 def compare_step_time(
-    first_steps: Callable[[type], tuple],
+    new_model: Callable[[type], tuple],
+    batches: Callable[[type], list],
     cross_entropy: Callable[..., Any],
     Tensor: type,
     threads: int = 1,
@@ -282,9 +373,11 @@ def compare_step_time(
     ratios = {}
 
     def body():
+        _stubs_first(new_model, cross_entropy, Tensor)
         lines, steps = [], 0
         for dtype in (np.float32, np.float64):
-            model, optimizer, batches = first_steps(dtype)
+            model, optimizer = new_model(dtype)
+            data = batches(dtype)
             reference, torch_optimizer = _torch_twin(model, optimizer)
 
             def engine_step(x, y, model=model, optimizer=optimizer):
@@ -293,11 +386,11 @@ def compare_step_time(
             def torch_step(x, y, reference=reference, optimizer=torch_optimizer):
                 return _torch_step(reference, optimizer, x, y)
 
-            _median_step(torch_step, batches, repeats=1)  # warm-up
-            ours = _median_step(engine_step, batches)
-            theirs = _median_step(torch_step, batches)
+            _median_step(torch_step, data, repeats=1)  # warm-up
+            ours = _median_step(engine_step, data)
+            theirs = _median_step(torch_step, data)
             ratios[np.dtype(dtype).name] = ours / theirs
-            steps = 3 * len(batches)
+            steps = 3 * len(data)
             lines.append(
                 f"  {np.dtype(dtype).name}: yours {ours * 1e3:.2f} ms, torch {theirs * 1e3:.2f} ms"
                 f" per step: {ours / theirs:.2f}× torch's time"
