@@ -54,6 +54,8 @@ def port_is_free(port: int) -> bool:
 
 STARTUP = 30.0
 """Seconds allowed, on top of the collectives' timeout, for the ranks to start."""
+NOTICE = 10.0
+"""Seconds of waiting after which :meth:`Ranks.collect` calls its `notice`, once."""
 GRACE = 5.0
 """Seconds the other ranks get to report their own error once one rank has failed."""
 
@@ -296,14 +298,17 @@ class Ranks:
 
     Starting a process and importing torch takes seconds; a task takes milliseconds. So
     the ranks start once and :meth:`run` sends them one task after another. Use it as a
-    context manager: leaving the block (or any failure) stops every process.
+    context manager: leaving the block (or any failure) stops every process. `timeout`
+    bounds each collective's wait, `startup` the processes' start (both in seconds).
     """
 
-    def __init__(self, world_size=2, *, timeout=60.0, start_method="spawn", first=None):
+    def __init__(
+        self, world_size=2, *, timeout=60.0, start_method="spawn", first=None, startup=STARTUP
+    ):
         if not isinstance(world_size, int) or world_size < 1:
             raise ValueError(f"world_size must be a positive int, got {world_size!r}")
         context = mp.get_context(start_method)
-        self.world_size, self.timeout = world_size, timeout
+        self.world_size, self.timeout, self.startup = world_size, timeout, startup
         self.port = free_port()
         self.calls = CallLog(context, world_size)
         self._tasks = [context.Queue() for _ in range(world_size)]
@@ -345,30 +350,19 @@ class Ranks:
             queue.put((worker, args))
         return self.collect()
 
-    def collect(self) -> list:
+    def collect(self, notice: Callable[[], None] | None = None) -> list:
         """Wait for every rank's result; raise :class:`RankError` if any rank fails.
 
-        The wait is bounded: `timeout` for the collectives plus :data:`STARTUP` seconds
-        for the processes to start. It ends at once when the ranks' collectives can no
-        longer all complete (:meth:`CallLog.mismatch`: a rank that has finished never
-        called what another waits in). Once a rank has failed, the others get
-        :data:`GRACE` seconds to report how they failed before they are stopped.
+        The wait is bounded: `timeout` for the collectives plus `startup` seconds for the
+        processes to start. It ends at once when the ranks' collectives can no longer
+        all complete (:meth:`CallLog.mismatch`: a rank that has finished never called
+        what another waits in). Once a rank has failed, the others get :data:`GRACE`
+        seconds to report how they failed before they are stopped. If the wait passes
+        :data:`NOTICE` seconds, `notice()` is called once (to say why nothing happens).
         """
-        deadline = time.monotonic() + self.timeout + STARTUP
-        results, errors = {}, {}
-
-        def receive() -> bool:
-            try:
-                rank, status, payload = self._results.get(timeout=0.05)
-            except queue_module.Empty:
-                return False
-            if status == "ok":
-                results[rank] = torch.load(io.BytesIO(payload), weights_only=False)
-            else:
-                errors[rank] = payload
-            return True
-
-        diagnosis = None
+        start = time.monotonic()
+        deadline = start + self.timeout + self.startup
+        results, errors, diagnosis = {}, {}, None
         while len(results) + len(errors) < self.world_size:
             if errors:  # the others fail fast once a rank is gone; give them a moment
                 deadline = min(deadline, time.monotonic() + GRACE)
@@ -378,28 +372,46 @@ class Ranks:
                 reason = self._stop_reason(diagnosis, sorted(errors))
                 errors.update({r: reason for r in missing})
                 break
-            if receive():
-                continue
-            dead = [r for r, p in enumerate(self.processes) if not p.is_alive()]
-            while receive():  # what the dead sent before they exited
-                pass
-            for rank in dead:
-                if rank not in results and rank not in errors:
-                    code = self.processes[rank].exitcode
-                    errors[rank] = f"exited with code {code} without answering"
+            if notice and time.monotonic() - start > NOTICE:
+                notice()
+                notice = None  # once
+            if not self._receive(results, errors):
+                self._reap(results, errors)
         if errors:
             self.close(patience=0)
             diagnosis = diagnosis or self.calls.mismatch(range(self.world_size), final=True)
             raise RankError(self.world_size, errors, results, diagnosis)
         return [results[r] for r in range(self.world_size)]
 
-    def _stop_reason(self, diagnosis: str | None, failed: list[int]) -> str:
+    def _receive(self, results: dict, errors: dict) -> bool:
+        """File one rank's answer, if one arrives within 50 ms; whether one did."""
+        try:
+            rank, status, payload = self._results.get(timeout=0.05)
+        except queue_module.Empty:
+            return False
+        if status == "ok":
+            results[rank] = torch.load(io.BytesIO(payload), weights_only=False)
+        else:
+            errors[rank] = payload
+        return True
+
+    def _reap(self, results: dict, errors: dict) -> None:
+        """File the answers of the ranks that have exited, and an error for those without."""
+        dead = [r for r, p in enumerate(self.processes) if not p.is_alive()]
+        while self._receive(results, errors):  # what the dead sent before they exited
+            pass
+        for rank in dead:
+            if rank not in results and rank not in errors:
+                code = self.processes[rank].exitcode
+                errors[rank] = f"exited with code {code} without answering"
+
+    def _stop_reason(self, diagnosis: "Diagnosis | None", failed: list[int]) -> str:
         """Why a rank that has not answered is being stopped."""
         if diagnosis:
             return "stopped: the ranks' collectives could no longer all complete"
         if failed:
             return f"still running {GRACE:g} s after rank(s) {failed} failed: stopped"
-        return f"no answer within {self.timeout + STARTUP:g} s: stopped"
+        return f"no answer within {self.timeout + self.startup:g} s: stopped"
 
     def close(self, patience: float = 10.0) -> None:
         """Ask every rank to stop, then terminate (and reap) any still alive after
@@ -419,16 +431,28 @@ class Ranks:
                 process.join()
 
 
-def launch(worker: Callable, world_size: int = 2, *args, timeout=60.0, start_method="spawn"):
+def launch(
+    worker: Callable,
+    world_size: int = 2,
+    *args,
+    timeout=60.0,
+    start_method="spawn",
+    startup=STARTUP,
+    notice: Callable[[], None] | None = None,
+):
     """Start `world_size` ranks, run `worker(rank, world_size, *args)` once, stop them.
 
     Under `fork` (Linux, macOS) the children inherit `worker` and `args` as they
     are, so even a function defined in a notebook works; `spawn` needs `worker`
-    importable from a module.
+    importable from a module. `timeout`, `startup` and `notice`: see :class:`Ranks`
+    and :meth:`Ranks.collect`.
     """
-    ranks = Ranks(world_size, timeout=timeout, start_method=start_method, first=(worker, args))
+    first = (worker, args)
+    ranks = Ranks(
+        world_size, timeout=timeout, start_method=start_method, first=first, startup=startup
+    )
     with ranks:
-        return ranks.collect()
+        return ranks.collect(notice)
 
 
 # ---- the model and data every demonstration shares ------------------------------------

@@ -195,6 +195,20 @@ def test_data_parallel_hooks_report_a_rank_that_never_answers(capsys):
     assert "rank 1 never called all_reduce" in out, out
 
 
+def test_data_parallel_hooks_say_why_they_wait_for_a_hook_that_never_returns(capsys):
+    """No collective is missing, the hooks just never return: a notice, then a ✗."""
+
+    def add_data_parallel_hooks(model):
+        def average(p):
+            time.sleep(3600)
+
+        return [p.register_post_accumulate_grad_hook(average) for p in model.parameters()]
+
+    out = fails_fast(add_data_parallel_hooks, capsys, within=25, timeout=4)
+    says(out, "… your hooks have kept the 2 ranks busy for 10 s", "the check stops them")
+    says(out, "your hooks did not finish", "no answer within 14 s", "must return")
+
+
 def test_data_parallel_hooks_refuse_junk(capsys):
     assert_fails(checks.check_data_parallel_hooks, 42, "expected a function", capsys)
 

@@ -38,6 +38,8 @@ STEPS, BATCH = 3, 12
 """Exercise 6.1 trains this many SGD steps on global batches of this size."""
 WORLD_SIZES = (2, 3)
 """Exercise 6.1 runs on this many ranks, one after the other (BATCH splits evenly)."""
+STARTUP = 10.0
+"""Seconds the forked ranks get to start, on top of the collectives' timeout."""
 
 HOOKS_HINT = Hint(
     "each rank's backward gives the gradient of its own shard only; every rank must "
@@ -72,6 +74,13 @@ WORLD_SIZE_HINT = Hint(
     "your hooks are right on 2 ranks only: something in them assumes 2 ranks.",
     "the number of ranks is a property of the process group, asked for at run time.",
     "divide p.grad by dist.get_world_size(), not by a number",
+)
+STUCK_HINT = Hint(
+    "a hook runs once per parameter in every backward pass and must return; yours kept "
+    "its rank busy.",
+    "look for a loop or a wait in your hook that never ends.",
+    "in each hook, call dist.all_reduce(p.grad) once, then divide p.grad by "
+    "dist.get_world_size(), and return",
 )
 HANDLES_HINT = Hint(
     "the exercise asks for the handles: whoever called your function may want to "
@@ -167,6 +176,14 @@ def _hooks_against_ddp(rank, world_size, add_hooks, steps, batch):
 
 def _run_ranks(add_hooks, world_size: int, timeout: float) -> list[dict]:
     """What every rank of a forked group of `world_size` returned; a verdict on failure."""
+
+    def notice() -> None:
+        print(
+            f"… your hooks have kept the {world_size} ranks busy for {D.NOTICE:g} s (the "
+            f"{STEPS} steps take well under a second); the check stops them after "
+            f"{timeout + STARTUP:g} s"
+        )
+
     try:
         return D.launch(
             _hooks_against_ddp,
@@ -176,6 +193,8 @@ def _run_ranks(add_hooks, world_size: int, timeout: float) -> list[dict]:
             BATCH,
             timeout=timeout,
             start_method="fork",
+            startup=STARTUP,
+            notice=notice,
         )
     except D.RankError as error:
         for rank, result in sorted(error.results.items()):
@@ -183,9 +202,10 @@ def _run_ranks(add_hooks, world_size: int, timeout: float) -> list[dict]:
                 _expect_ran(rank, result)  # the learner's error first: it caused the rest
         with hinted(COLLECTIVE_HINT):
             expect(error.diagnosis is None, f"on {world_size} ranks, {error.diagnosis}")
-            rank, why = sorted(error.errors.items())[0]
-            if "Traceback" in why:  # torch's own error: name it, leave its internals out
-                why = f"it failed with a {why.strip().splitlines()[-1].split(':')[0]}"
+        rank, why = sorted(error.errors.items())[0]
+        if "Traceback" in why:  # torch's own error: name it, leave its internals out
+            why = f"it failed with a {why.strip().splitlines()[-1].split(':')[0]}"
+        with hinted(STUCK_HINT):
             what = f"on {world_size} ranks your hooks did not finish: rank {rank}: {why}"
             raise Mismatch(what) from None
 
