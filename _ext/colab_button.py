@@ -7,7 +7,7 @@ notebook (`make notebooks`, tools/notebooks.py) on the `colab` branch; this link
 
 The download menu's `.ipynb` was myst-nb's copy of the MyST source, whose exercise boxes,
 solution boxes and cross-references plain Jupyter shows as raw text; it becomes the same
-learner's notebook that Colab opens, with the page's outputs for a chapter.
+learner's notebook that Colab opens, with the outputs the page shows.
 """
 
 import sys
@@ -60,12 +60,12 @@ def add_colab_button(app, pagename, templatename, context, doctree):
 
 def offer_the_learner_notebook(app, pagename, templatename, context, doctree):
     """Make the download menu's `.ipynb` the learner's notebook: plain Jupyter Markdown and
-    the install cell, with the outputs of the page's run for a chapter (the notebook the
-    theme copied into `_sources` holds them)."""
+    the install cell, with the outputs the page shows (those of the notebook the theme
+    copied into `_sources`: a chapter's results, an exercise's "not done yet")."""
     if not context.get("ipynb_source") or pagename.split("/")[0] not in FOLDERS:
         return
     path = Path(app.outdir, "_sources", context["ipynb_source"])
-    executed = nbformat.read(path, as_version=4) if pagename.startswith("chapters/") else None
+    executed = nbformat.read(path, as_version=4)
     nbformat.write(notebooks.learner_notebook(pagename, executed), path)
 
 
