@@ -20,6 +20,7 @@ from course.book import ROOT
 from tools import notebooks
 from tools import plain_markdown as plain
 
+PAGES = notebooks.pages()
 COMMONMARK = MarkdownIt("commonmark")
 ROLE = re.compile(r"\{[\w:.-]+\}$")
 MYST_LINES = {
@@ -36,9 +37,6 @@ def written(tmp_path_factory) -> dict[str, nbformat.NotebookNode]:
     out = tmp_path_factory.mktemp("notebooks")
     notebooks.write_all(out)
     return {page: nbformat.read(out / f"{page}.ipynb", as_version=4) for page in PAGES}
-
-
-PAGES = notebooks.pages()
 
 
 def markdown(notebook) -> str:
