@@ -283,7 +283,7 @@ def test_a_tensor_output_built_like_a_value_gets_a_message_about_its_graph(monke
     message = checks.check_tensor_elementwise(E.Tensor).message
     assert "has no attribute '_prev'" not in message, message
     assert "requires_grad is a tuple, not True or False" in message, message
-    assert "through its _prev" in message, message
+    assert "records its inputs in _prev" in message, message
     monkeypatch.setattr(E.Tensor, "__add__", lambda self, other: E.Tensor(self.data + other.data))
     message = checks.check_tensor_elementwise(E.Tensor).message
     assert "is not among the output's inputs (_prev)" in message, message
@@ -385,3 +385,43 @@ def test_the_mnist_checks_say_not_done_yet_before_loading_data(
     out = capsys.readouterr().out
     assert "not done yet" in out, out
     assert "asked for" not in out, out
+
+
+def kahn_order(root):
+    """Kahn's algorithm instead of a depth-first search: a node goes out once every node
+    computed from it has; the list is then reversed. Written as a generator."""
+    users, stack, seen = {}, [root], {root}
+    while stack:
+        for child in stack.pop()._prev:
+            users[child] = users.get(child, 0) + 1
+            if child not in seen:
+                seen.add(child)
+                stack.append(child)
+    ready, order = [root], []
+    while ready:
+        node = ready.pop()
+        order.append(node)
+        for child in node._prev:
+            users[child] -= 1
+            if users[child] == 0:
+                ready.append(child)
+    yield from reversed(order)
+
+
+def test_another_right_topological_order_passes(capsys):
+    verdict = checks.check_topological_order(kahn_order, E.Value)
+    assert verdict.passed, verdict.message
+
+
+def test_an_output_that_never_requires_grad_gets_the_hint_about_building_outputs(
+    monkeypatch, capsys
+):
+    def add(self, other):
+        other = self._wrap(other)
+        return E.Tensor(self.data + other.data, False, (self, other), "+")
+
+    monkeypatch.setattr(E.Tensor, "__add__", add)
+    message = checks.check_tensor_elementwise(E.Tensor).message
+    assert "the output's requires_grad: expected True, got False" in message, message
+    assert "Tensor._node" in checks.check_tensor_elementwise(E.Tensor).message  # the nudge
+    assert "unbroadcast" not in message, message

@@ -174,8 +174,8 @@ def close(got: Any, expected: Any, what: str) -> None:
 
 
 RECORD_HINT = Hint(
-    "backward() finds an output's inputs through its _prev, and needs its requires_grad "
-    "to be True or False; this output does not have them.",
+    "An op's output records its inputs in _prev, and its requires_grad is True exactly when "
+    "some input requires grad: backward() relies on both, and this output has them wrong.",
     "Tensor(data, requires_grad, _prev, op): the second argument is requires_grad, not the "
     "inputs. Tensor._node(data, parents, op) builds an op's output with both set.",
     "`out = Tensor._node(self.data + other.data, (self, other), '+')`",
@@ -269,14 +269,14 @@ def compare_case(Tensor: type, case: TensorCase, generator: np.random.Generator)
         ]
         out, ref = case.ours(*xs), theirs(*ts)
         expect(isinstance(out, Tensor), f"{what}: expected your Tensor, got {describe(out)}")
-    if ref.requires_grad:
-        with hinted(RECORD_HINT):
+    with hinted(RECORD_HINT):
+        if ref.requires_grad:
             expect_recorded(Tensor, out, xs, what)
-    with engine_hinted(case.hint, what):
-        close(out.data, ref, f"{what}: value")
         expect_equal(
             bool(out.requires_grad), ref.requires_grad, f"{what}: the output's requires_grad"
         )
+    with engine_hinted(case.hint, what):
+        close(out.data, ref, f"{what}: value")
     if ref.requires_grad:
         _compare_grads(case, xs, ts, out, ref, generator, what)
 
