@@ -313,7 +313,7 @@ OTHER_RIGHT = [
 ]
 STUBS = {name: stub for name in RIGHT}
 WRONG = [
-    ("check_saved_bytes", wrong_count("twice"), "counted a hidden layer's activation twice"),
+    ("check_saved_bytes", wrong_count("twice"), "two tensors per hidden layer"),
     ("check_saved_bytes", wrong_count("no input"), "the first layer saves"),
     ("check_saved_bytes", wrong_count("gelu like relu"), "GELU differs"),
     ("check_saved_bytes", wrong_count("four bytes"), "wrong for the other dtypes"),

@@ -58,9 +58,10 @@ SAVED_HINT = Hint(
     "k = 1 for the others; the last layer's output is not saved (sum needs nothing).",
 )
 SHARED_HINT = Hint(
-    "You counted a hidden layer's activation twice. It is saved by the activation function "
-    "and by the next linear layer, but it is one tensor in memory.",
-    "Count storages, not saves: what two operations save is kept once.",
+    "You counted two tensors per hidden layer. ReLU, tanh and sigmoid keep one: their "
+    "output, which the next linear layer saves too.",
+    "Count storages, not saves: what two operations save is kept once; and these "
+    "activations need their output for their derivative, not their input.",
     SAVED_HINT.recipe,
 )
 INPUT_HINT = Hint(
