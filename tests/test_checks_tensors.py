@@ -56,6 +56,22 @@ def in_place_for_floats(a):
     return a / a.sum(dim=1, keepdim=True)
 
 
+def l1_normalize(a):
+    """Wrong: F.normalize with p=1 divides by the sum of absolute values."""
+    return torch.nn.functional.normalize(a / 1, p=1, dim=1)
+
+
+def by_the_mean(a):
+    """Wrong: divides by the row's mean (converted first, as torch takes no mean of ints)."""
+    a = a / 1
+    return a / a.mean(dim=1, keepdim=True)
+
+
+def channels_last(batch):
+    """Wrong: the right numbers in each row, in (H, W, C) order instead of (C, H, W)."""
+    return batch.permute(0, 2, 3, 1).reshape(len(batch), -1)
+
+
 def element_offsets(t):
     offsets = torch.zeros((), dtype=torch.long)
     for size, stride in zip(t.shape, t.stride(), strict=True):
@@ -246,6 +262,11 @@ WRONG = [
     ),
     ("check_normalize_rows", lambda a: None, "expected a torch.Tensor, got None"),
     ("check_normalize_rows", lambda a: a / a.abs().sum(dim=1, keepdim=True), "input #0"),
+    ("check_normalize_rows", l1_normalize, "Hint: each of your rows is the right row times"),
+    ("check_normalize_rows", by_the_mean, "Hint: each of your rows is the right row times"),
+    ("check_normalize_rows", lambda a: a / a.mean(dim=1, keepdim=True), "mean(): could not"),
+    ("check_normalize_rows", lambda a: a / a.mean(dim=1, keepdim=True), "right row times"),
+    ("check_normalize_rows", lambda a: a / a.sum(dim=0), "Hint: your result's columns sum to 1"),
     (
         "check_normalize_rows",
         lambda a: a.copy_(a / a.sum(dim=1, keepdim=True)),
@@ -303,7 +324,8 @@ WRONG = [
     ("check_shares_memory", element_indices_meet, "the bytes next to them"),
     ("check_shares_memory", element_indices_meet, "Hint: stride() and storage_offset() count"),
     ("check_shares_memory", lambda a, b: None, "expected a bool, got None"),
-    ("check_shares_memory", lambda a, b: np.True_, "expected a bool"),
+    ("check_shares_memory", lambda a, b: 1, "expected a bool, got 1"),
+    ("check_shares_memory", lambda a, b: torch.tensor([True]), "expected a bool, got tensor"),
     (
         "check_flatten_images",
         lambda batch: batch.view(len(batch), -1),
@@ -311,6 +333,13 @@ WRONG = [
     ),
     ("check_flatten_images", lambda batch: batch.reshape(-1, 784), "(5, 3, 4, 4) batch"),
     ("check_flatten_images", lambda batch: batch.clone().flatten(1), "you copied it"),
+    ("check_flatten_images", channels_last, "(5, 3, 4, 4) batch: 230 of 240 entries differ"),
+    ("check_flatten_images", channels_last, "Hint: each of your rows holds the right numbers"),
+    (
+        "check_flatten_images",
+        lambda batch: batch.transpose(2, 3).flatten(1),
+        "Hint: each of your rows holds the right numbers in another order",
+    ),
     (
         "check_flatten_images",
         lambda batch: batch.reshape(len(batch), -1),
@@ -333,6 +362,12 @@ WRONG = [
         "(5, 3), B of shape (4, 3): your code raised",
     ),
     ("check_pairwise_sq_dists", lambda A, B: torch.cdist(A, B), "largest difference"),
+    ("check_pairwise_sq_dists", lambda A, B: torch.cdist(A, B), "the distances themselves"),
+    (
+        "check_pairwise_sq_dists",
+        lambda A, B: ((A[:, None] - B[None]) ** 2).mean(dim=-1),
+        "Hint: your entries are the right ones divided by d",
+    ),
     ("check_pairwise_sq_dists", lambda A, B: A @ B.T, "largest difference"),
     (
         "check_pairwise_sq_dists",
@@ -357,7 +392,11 @@ test_right_answer_passes, test_stub_is_not_done_yet, test_wrong_answer_fails_and
 
 
 RIGHT_BUT_UNUSUAL = [
+    ("check_predicted_shapes", lambda: [np.array(shape, dtype=np.int64) for shape in RIGHT_SHAPES]),
     ("check_contiguous_strides", numpy_strides),
+    ("check_contiguous_strides", lambda shape: np.array(contiguous_strides(shape), dtype=np.int64)),
+    ("check_shares_memory", lambda a, b: np.bool_(shares_memory(a, b))),
+    ("check_shares_memory", lambda a, b: torch.tensor(shares_memory(a, b))),
     ("check_contiguous_strides", lambda shape: list(contiguous_strides(shape))),
     ("check_shares_memory", byte_intervals_meet),
     ("check_normalize_rows", lambda a: a * a.sum(dim=1, keepdim=True).reciprocal()),
@@ -395,6 +434,8 @@ PROGRESSIVE = [
     ),
     ("check_contiguous_strides", naive_strides, "max(size, 1)"),
     ("check_normalize_rows", lambda a: a / a.sum(dim=0), "a / a.sum(dim=1, keepdim=True)"),
+    ("check_normalize_rows", l1_normalize, "a / a.sum(dim=1, keepdim=True)"),
+    ("check_normalize_rows", by_the_mean, "a / a.sum(dim=1, keepdim=True)"),
     ("check_normalize_rows", RowByRow(), "a / a.sum(dim=1, keepdim=True)"),
     (
         "check_normalize_rows",
@@ -409,8 +450,14 @@ PROGRESSIVE = [
         "batch.flatten(start_dim=1)",
     ),
     ("check_flatten_images", lambda batch: batch.clone().flatten(1), "batch.flatten(start_dim=1)"),
+    ("check_flatten_images", channels_last, "batch.flatten(start_dim=1), without reordering"),
     ("check_pairwise_sq_dists", lambda A, B: torch.cdist(A, B), "A[:, None, :] - B[None, :, :]"),
     ("check_pairwise_sq_dists", PairsRowByRow(), "A[:, None, :] - B[None, :, :]"),
+    (
+        "check_pairwise_sq_dists",
+        lambda A, B: ((A[:, None] - B[None]) ** 2).mean(dim=-1),
+        ".sum(dim=-1)",
+    ),
 ]
 
 

@@ -162,7 +162,10 @@ def expect_no_loop(function: Any, inputs: Sequence[tuple], sizes: Sequence[str])
 
 
 def _as_shape(what: str, value: Any) -> tuple[int, ...]:
-    """`value` as a tuple of ints (a tuple, list or torch.Size; NumPy integers count)."""
+    """`value` as a tuple of ints (a tuple, list, torch.Size or 1-D NumPy array of ints;
+    NumPy integers count)."""
+    if isinstance(value, np.ndarray) and value.ndim == 1 and value.dtype.kind in "iu":
+        value = value.tolist()
     ok = isinstance(value, (tuple, list, torch.Size)) and all(
         isinstance(n, (int, np.integer)) and not isinstance(n, (bool, np.bool_)) for n in value
     )
@@ -288,6 +291,19 @@ DIVISION_DTYPE = Hint(
     "one of their dtype",
     "return the tensor that `/` gives, without .double(), .float() or .numpy()",
 )
+COLUMN_SUMS = Hint(
+    "your result's columns sum to 1, not its rows: you divided by the column sums",
+    "dim names the dimension a sum runs along and removes: dim=0 adds down each column, "
+    "dim=1 along each row",
+    "a / a.sum(dim=1, keepdim=True)",
+)
+SCALED_ROWS = Hint(
+    "each of your rows is the right row times some number: you divided each row by "
+    "something other than its sum",
+    "the rows must sum to 1, so divide by the plain sum of the row: not its mean (the sum "
+    "divided by its length), nor the sum of absolute values (F.normalize with p=1), nor a norm",
+    "a / a.sum(dim=1, keepdim=True)",
+)
 NO_LOOP_ROWS = Hint(
     "let torch visit the rows: an operation on the whole tensor works on every row at once",
     "one reduction gives all the row sums at once; one division, broadcast, divides each "
@@ -309,17 +325,32 @@ def _normalize_cases() -> list[torch.Tensor]:
 
 
 def _normalized(what: str, normalize_rows: Callable, a: torch.Tensor) -> Any:
-    """The learner's answer for `a`, checked for leaving `a` alone; in-place errors hinted."""
+    """The learner's answer for `a`, checked for leaving `a` alone; in-place errors hinted,
+    and so is a mean, which torch refuses to take of integers."""
     given = a.clone()
     try:
         got = call(what, normalize_rows, given)
     except Mismatch as error:
         if "can't be cast" in str(error) or "in-place" in str(error):
             raise Mismatch(f"{error}\n  Hint: {render_hint(IN_PLACE)}") from None
+        if "mean(): could not infer output dtype" in str(error):
+            raise Mismatch(f"{error}\n  Hint: {render_hint(SCALED_ROWS)}") from None
         raise
     with hinted(IN_PLACE):
         expect(torch.equal(given, a), f"{what}: your function changed its input")
     return got
+
+
+def _rows_mistake(got: torch.Tensor, a: torch.Tensor) -> Hint | None:
+    """The hint for a recognised wrong division: by the column sums, or by a multiple of the
+    row sums (a mean, a norm); None for any other answer."""
+    right = a / a.sum(dim=1, keepdim=True)
+    if torch.allclose(got, right):
+        return None
+    if torch.allclose(got, a / a.sum(dim=0)):
+        return COLUMN_SUMS
+    cross = got[:, :, None] * right[:, None, :]  # rows proportional: every 2x2 minor is 0
+    return SCALED_ROWS if torch.allclose(cross, cross.transpose(1, 2)) else None
 
 
 @learner_check
@@ -345,7 +376,9 @@ def check_normalize_rows(normalize_rows: Callable[[torch.Tensor], Any]) -> Verdi
                     got.dtype == (a / 1).dtype,
                     f"{what}: dtype: expected {(a / 1).dtype}, got {got.dtype}",
                 )
-            expect_close(got, a / a.sum(dim=1, keepdim=True), what)
+            mistake = _rows_mistake(got, a)
+            with hinted(mistake) if mistake else nullcontext():
+                expect_close(got, a / a.sum(dim=1, keepdim=True), what)
         with hinted(NO_LOOP_ROWS):
             expect_no_loop(
                 normalize_rows,
@@ -530,6 +563,14 @@ def memory_cases() -> list[MemoryCase]:
     ]
 
 
+def _as_bool(what: str, value: Any) -> bool:
+    """`value` as a bool: a Python, NumPy or 0-d torch bool counts; nothing else does."""
+    is_tensor = isinstance(value, torch.Tensor) and value.dtype == torch.bool
+    ok = isinstance(value, (bool, np.bool_)) or (is_tensor and value.dim() == 0)
+    expect(ok, f"{what}: expected a bool, got {describe(value)}")
+    return bool(value)
+
+
 @learner_check
 def check_shares_memory(shares_memory: Callable[[torch.Tensor, torch.Tensor], Any]) -> Verdict:
     """Exercise 1.4: `shares_memory(a, b)` is True when a and b have an element in common.
@@ -541,8 +582,7 @@ def check_shares_memory(shares_memory: Callable[[torch.Tensor, torch.Tensor], An
     def body():
         cases = memory_cases()
         for case in cases:
-            got = call(case.text, shares_memory, case.a, case.b)
-            expect(isinstance(got, bool), f"{case.text}: expected a bool, got {describe(got)}")
+            got = _as_bool(case.text, call(case.text, shares_memory, case.a, case.b))
             with hinted(Hint(case.lesson, BYTES_NUDGE, BYTES_RECIPE)):
                 expect(got == case.shared, f"{case.text}: expected {case.shared}, got {got}")
         return f"right on {len(cases)} pairs of tensors"
@@ -573,6 +613,26 @@ COPIED = Hint(
 )
 
 
+REORDERED = Hint(
+    "each of your rows holds the right numbers in another order: you moved a dimension "
+    "before merging",
+    "a flattened image reads its numbers as the batch stores them: channel by channel, each "
+    "channel row by row (C, then H, then W); transpose and permute change that order",
+    "batch.flatten(start_dim=1), without reordering the dimensions first",
+)
+
+
+def _reordered(got: Any, expected: torch.Tensor) -> bool:
+    """Whether `got` has `expected`'s shape and each row's numbers, in another order."""
+    return (
+        isinstance(got, torch.Tensor)
+        and got.shape == expected.shape
+        and got.dtype == expected.dtype
+        and not torch.equal(got, expected)
+        and torch.equal(got.sort(dim=1).values, expected.sort(dim=1).values)
+    )
+
+
 @learner_check
 def check_flatten_images(flatten_images: Callable[[torch.Tensor], Any]) -> Verdict:
     """Exercise 1.5: `flatten_images(batch)` is `batch.flatten(start_dim=1)`.
@@ -593,9 +653,11 @@ def check_flatten_images(flatten_images: Callable[[torch.Tensor], Any]) -> Verdi
 
     def body():
         for text, batch, must_share in cases:
+            expected = batch.flatten(start_dim=1)
             with hinted(EMPTY_BATCH) if batch.numel() == 0 else nullcontext():
                 got = call(text, flatten_images, batch)
-                expect_close(got, batch.flatten(start_dim=1), text)
+                with hinted(REORDERED) if _reordered(got, expected) else nullcontext():
+                    expect_close(got, expected, text)
             if must_share:
                 with hinted(COPIED):
                     expect(got.data_ptr() == batch.data_ptr(), f"{text}: you copied it")
@@ -623,6 +685,32 @@ NO_LOOP_PAIRS = Hint(
 )
 
 
+NOT_SQUARED = Hint(
+    "your entries are the distances themselves: the exercise asks for their squares",
+    "torch.cdist and .norm() give sqrt(((A[i] - B[j]) ** 2).sum()); the square root is the "
+    "step too many",
+    "((A[:, None, :] - B[None, :, :]) ** 2).sum(dim=-1), or torch.cdist(A, B) ** 2",
+)
+MEAN_OVER_D = Hint(
+    "your entries are the right ones divided by d: you averaged the squared differences "
+    "over the coordinates",
+    "the squared distance adds up the d squared differences: .sum(dim=-1), not .mean(dim=-1)",
+    "((A[:, None, :] - B[None, :, :]) ** 2).sum(dim=-1)",
+)
+
+
+def _pairs_mistake(got: Any, expected: torch.Tensor, d: int) -> Hint | None:
+    """The hint for distances that are not squared, or averaged over the d coordinates."""
+    if not isinstance(got, torch.Tensor) or got.shape != expected.shape or got.is_complex():
+        return None
+    got = got.detach().to(expected.dtype)
+    if torch.allclose(got, expected):
+        return None
+    if torch.allclose(got**2, expected):
+        return NOT_SQUARED
+    return MEAN_OVER_D if d > 1 and torch.allclose(got * d, expected) else None
+
+
 @learner_check
 def check_pairwise_sq_dists(
     pairwise_sq_dists: Callable[[torch.Tensor, torch.Tensor], Any],
@@ -636,7 +724,9 @@ def check_pairwise_sq_dists(
             what = f"A of shape {tuple(A.shape)}, B of shape {tuple(B.shape)}"
             got = call(what, pairwise_sq_dists, A, B)
             expected = ((A[:, None, :] - B[None, :, :]) ** 2).sum(dim=-1)
-            expect_close(got, expected, what, rtol=1e-9)
+            mistake = _pairs_mistake(got, expected, A.shape[1])
+            with hinted(mistake) if mistake else nullcontext():
+                expect_close(got, expected, what, rtol=1e-9)
         small, large = (_random(3, 2), _random(2, 2)), (_random(7, 5), _random(6, 5))
         with hinted(NO_LOOP_PAIRS):
             expect_no_loop(
