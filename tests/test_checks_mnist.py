@@ -166,6 +166,8 @@ RIGHT_SOFTMAXES = {
     "a loop over the rows": lambda z: torch.stack(
         [torch.exp(r - r.max()) / torch.exp(r - r.max()).sum() for r in z]
     ),
+    "in float64, returned so": lambda z: stable_softmax(z.double()),
+    "in float64, cast back": lambda z: stable_softmax(z.double()).to(z.dtype),
 }
 
 
@@ -221,8 +223,11 @@ def mean_shift_softmax(z):
          "logits #5", "overflow"),
         (lambda z: torch.exp(z - torch.logsumexp(z, 0, keepdim=True)), "#0", "axis"),
         (lambda z: z.exp(), "logits #0", "general"),
+        (lambda z: naive_softmax(z.clamp(max=80)), "logits #2", "large"),
+        (lambda z: naive_softmax(z / 100), "logits #0", "general"),
     ],
-    ids=["naive", "one max for the batch", "mean shift", "naive in float64", "dim 0", "no sum"],
+    ids=["naive", "one max for the batch", "mean shift", "naive in float64", "dim 0", "no sum",
+         "logits clamped", "logits scaled"],
 )  # fmt: skip
 def test_softmax_catches_each_mistake_with_its_cause(softmax, says, mistake):
     result = verdict(checks.check_softmax, softmax, expected="fail", says=says)
@@ -261,6 +266,10 @@ def one_hot_ce(z, y):
         (lambda z, y: -(z - z.exp().sum(1, keepdim=True).log())[torch.arange(len(y)), y].mean(),
          "logits #2", "underflow"),
         (lambda z, y: logsumexp_ce(z, y) * len(y), "logits #0", "sum"),
+        (lambda z, y: -(stable_softmax(z)[torch.arange(len(y)), y] + 1e-9).log().mean(),
+         "logits #1", "epsilon"),
+        (lambda z, y: -stable_softmax(z)[torch.arange(len(y)), y].clamp_min(1e-12).log().mean(),
+         "logits #4", "epsilon"),
         (lambda z, y: -logsumexp_ce(z, y), "logits #0", "sign"),
         (lambda z, y: logsumexp_ce(z, (y + 1) % z.shape[1]), "logits #0", "general"),
         (lambda z, y: logsumexp_ce(z, y).item(), "gradients can flow", "graph"),
@@ -272,7 +281,8 @@ def one_hot_ce(z, y):
         (lambda z, y: -F.log_softmax(z, 1)[torch.arange(len(y)), y].mean(), "log_softmax",
          "builtin"),
     ],
-    ids=["log of softmax", "naive logsumexp", "sum not mean", "sign", "wrong label", "float",
+    ids=["log of softmax", "naive logsumexp", "sum not mean", "log of p + eps", "log of clamped p",
+         "sign", "wrong label", "float",
          "detached", "F.cross_entropy", "nn.CrossEntropyLoss", "F.nll_loss", "log_softmax"],
 )  # fmt: skip
 def test_cross_entropy_catches_each_mistake_with_its_cause(cross_entropy, says, mistake):
@@ -280,7 +290,17 @@ def test_cross_entropy_catches_each_mistake_with_its_cause(cross_entropy, says, 
     assert checks.CROSS_ENTROPY_HINTS[mistake].idea in result.message, result
 
 
-@pytest.mark.parametrize("right", [logsumexp_ce, shifted_ce, gather_ce, one_hot_ce])
+def float64_ce(z, y):
+    return logsumexp_ce(z.double(), y)
+
+
+def loop_ce(z, y):
+    return torch.stack([torch.logsumexp(z[i], 0) - z[i, y[i]] for i in range(len(y))]).mean()
+
+
+@pytest.mark.parametrize(
+    "right", [logsumexp_ce, shifted_ce, gather_ce, one_hot_ce, float64_ce, loop_ce]
+)
 def test_cross_entropy_accepts_every_correct_formula(right):
     verdict(checks.check_cross_entropy, right, expected="pass")
 
@@ -311,8 +331,10 @@ def test_accuracy_accepts_right_answers_of_any_number_type():
         (lambda z, y: (z.argmax(1) == y).sum(), "case #0", "count"),
         (lambda z, y: (z.argmax(0) == y[: z.shape[1]]).float().mean(), "case #0", "general"),
         (lambda z, y: (z.argmin(1) == y).float().mean(), "case #0", "general"),
+        (lambda z, y: (z.argmax(1) == y).sum().item() // len(y), "case #0", "integer"),
+        (lambda z, y: (z.argmax(1) == y).sum() // len(y), "case #0", "integer"),
     ],
-    ids=["percentage", "count", "argmax over dim 0", "argmin"],
+    ids=["percentage", "count", "argmax over dim 0", "argmin", "// on ints", "// on a tensor"],
 )
 def test_accuracy_catches_each_mistake_with_its_cause(accuracy, says, mistake):
     result = verdict(checks.check_accuracy, accuracy, expected="fail", says=says)
@@ -372,6 +394,19 @@ def loss_after_step(net, optimizer, images, labels):
     return loss_of(net, images, labels).item()
 
 
+def step_with(loss_function):
+    """A right step, except that its loss is `loss_function(logits, labels)`."""
+
+    def train_step(net, optimizer, images, labels):
+        loss = loss_function(net(images), labels)
+        optimizer.zero_grad()
+        loss.backward()
+        optimizer.step()
+        return loss.item()
+
+    return train_step
+
+
 @pytest.mark.parametrize(
     ("train_step", "says", "mistake"),
     [
@@ -382,9 +417,15 @@ def loss_after_step(net, optimizer, images, labels):
         (own_update, "after step 2", "own_update"),
         (returns_tensor, "Python float", "float"),
         (loss_after_step, "loss returned by step 1", "loss"),
+        (step_with(lambda z, y: F.cross_entropy(F.softmax(z, 1), y)), "loss returned",
+         "which_loss"),
+        (step_with(F.nll_loss), "loss returned by step 1", "which_loss"),
+        (step_with(lambda z, y: F.cross_entropy(z, y, reduction="sum")), "loss returned",
+         "which_loss"),
     ],
     ids=["no zero_grad", "zero_grad between backward and step", "no backward", "no step",
-         "own update", "returns tensor", "loss after step"],
+         "own update", "returns tensor", "loss after step", "softmax first", "nll_loss on logits",
+         "sum"],
 )  # fmt: skip
 def test_train_step_catches_each_mistake_with_its_cause(train_step, says, mistake):
     result = verdict(checks.check_train_step, train_step, expected="fail", says=says)
@@ -434,6 +475,16 @@ def test_training_passes_and_spots_stubs():
 
 def test_training_catches_a_step_that_does_not_learn():
     verdict(checks.check_training, right_net, no_step, right_accuracy, expected="fail", says="93%")
+
+
+def test_training_says_why_the_accuracy_differs():
+    def percentage(z, y):
+        return 100 * right_accuracy(z, y)
+
+    result = verdict(
+        checks.check_training, right_net, checks.reference_step, percentage, expected="fail"
+    )
+    assert checks.ACCURACY_HINTS["percent"].idea in result.message, result
 
 
 def test_training_leaves_the_thread_count_alone():

@@ -7,6 +7,8 @@ mistake gets a hint about its own cause, in three steps (`course.checks.Hint`).
 """
 
 import copy
+import math
+import numbers
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
@@ -284,6 +286,14 @@ SOFTMAX_HINTS = {
         "whole batch is too small for some rows and too large for others).",
         SOFTMAX_RECIPE,
     ),
+    "large": Hint(
+        "Your softmax is right for small logits but not for these large ones, where "
+        "torch.exp alone overflows: softmax depends only on the differences between a "
+        "row's logits, and clamping or rescaling the logits changes those differences.",
+        "Subtract the same number from every logit of a row, chosen so that no exponent is "
+        "positive, row by row: the differences, and softmax, stay as they were.",
+        SOFTMAX_RECIPE,
+    ),
     "axis": Hint(
         "Each column of your result sums to 1, not each row: the sum runs over the wrong "
         "dimension.",
@@ -301,13 +311,25 @@ SOFTMAX_HINTS = {
 """The hints of Exercise 2.2, one per mistake."""
 
 
-def _softmax_mistake(got: Any, expected: torch.Tensor) -> Hint:
-    """The hint for the mistake `got` shows: overflow, the wrong axis, or the general one."""
+def _expected_dtype(got: Any, logits: torch.Tensor) -> torch.dtype:
+    """The dtype a right answer has: the logits', or float64 for an answer computed in
+    float64 and returned so (more precise, and just as right)."""
+    if isinstance(got, torch.Tensor) and got.dtype == torch.float64:
+        return torch.float64
+    return logits.dtype
+
+
+def _softmax_mistake(got: Any, expected: torch.Tensor, logits: torch.Tensor) -> Hint:
+    """The hint for the mistake `got` shows: overflow, logits changed to avoid it (a
+    finite but wrong result where `exp` of the logits overflows), the wrong axis, or the
+    general one."""
     if not isinstance(got, torch.Tensor) or got.shape != expected.shape:
         return SOFTMAX_HINTS["general"]
     got = got.detach().to(torch.float64)
     if not got.isfinite().all():
         return SOFTMAX_HINTS["overflow"]
+    if logits.abs().max().item() > math.log(torch.finfo(logits.dtype).max):
+        return SOFTMAX_HINTS["large"]
     ones = torch.ones(1, dtype=torch.float64)
     if torch.allclose(got.sum(dim=0), ones, atol=1e-4) and not torch.allclose(
         got.sum(dim=1), ones, atol=1e-4
@@ -318,7 +340,8 @@ def _softmax_mistake(got: Any, expected: torch.Tensor) -> Hint:
 
 @learner_check
 def check_softmax(softmax: Callable[[torch.Tensor], Any]) -> Verdict:
-    """Exercise 2.2: `softmax(logits)` equals softmax computed in float64, dtype kept.
+    """Exercise 2.2: `softmax(logits)` equals softmax computed in float64, returned in
+    the logits' dtype or in float64.
 
     Within `float_tolerance`, so every correct float32 formula passes; PyTorch's own
     softmax, in any of its forms, does not (the exercise is to build it).
@@ -334,9 +357,9 @@ def check_softmax(softmax: Callable[[torch.Tensor], Any]) -> Verdict:
                 softmax,
                 logits.clone(),
             )
-            expected = F.softmax(logits.double(), dim=1).to(logits.dtype)
+            expected = F.softmax(logits.double(), dim=1).to(_expected_dtype(got, logits))
             tiny = torch.finfo(logits.dtype).tiny  # below it, float32 may flush to 0
-            with hinted(_softmax_mistake(got, expected)):
+            with hinted(_softmax_mistake(got, expected, logits)):
                 expect_close(got, expected, f"logits #{i}", rtol=float_tolerance(logits), atol=tiny)
         return f"matches softmax on {len(cases)} inputs, huge logits included"
 
@@ -368,6 +391,15 @@ CROSS_ENTROPY_HINTS = {
         "the last term safely), instead of the log of a softmax.",
         CROSS_ENTROPY_RECIPE,
     ),
+    "epsilon": Hint(
+        "Your loss is smaller than the right one, and by far the most where a row gives its "
+        "label a tiny probability: a small number added inside the log, or a clamp, stands "
+        "in for a probability that rounded to 0, so −log p_y stops near −log ε where it "
+        "should be, say, 1000.",
+        "Take the log of no probability at all: log p_k = z_k − log Σ_j e^z_j is finite for "
+        "any logits, and torch.logsumexp computes the last term without overflow.",
+        CROSS_ENTROPY_RECIPE,
+    ),
     "sum": Hint(
         "Your loss is the number of rows times the expected one: a sum over the rows, "
         "where the loss is their mean.",
@@ -391,7 +423,11 @@ CROSS_ENTROPY_HINTS = {
 
 
 def _cross_entropy_mistake(got: Any, expected: torch.Tensor, rows: int) -> Hint:
-    """The hint for the mistake `got` shows: log of 0, a sum, the sign, or the general."""
+    """The hint for the mistake `got` shows: log of 0, a sum, the sign, an epsilon in the
+    log, or the general one.
+
+    An epsilon (or a clamp) makes every loss a little smaller, and a confident row's loss
+    (above 20, a probability below 2e-9) far smaller."""
     if not isinstance(got, torch.Tensor) or got.numel() != 1:
         return CROSS_ENTROPY_HINTS["general"]
     value, target = got.detach().double().item(), expected.double().item()
@@ -400,6 +436,8 @@ def _cross_entropy_mistake(got: Any, expected: torch.Tensor, rows: int) -> Hint:
     for mistake, factor in (("sum", rows), ("sign", -1)):
         if abs(value - factor * target) <= 1e-3 * abs(factor * target) and target != 0:
             return CROSS_ENTROPY_HINTS[mistake]
+    if 0 <= value < target and (target - value <= 1e-3 * target or target > 20):
+        return CROSS_ENTROPY_HINTS["epsilon"]
     return CROSS_ENTROPY_HINTS["general"]
 
 
@@ -415,8 +453,9 @@ def _cross_entropy_cases() -> tuple[list[torch.Tensor], list[torch.Tensor]]:
 
 @learner_check
 def check_cross_entropy(cross_entropy: Callable[[torch.Tensor, torch.Tensor], Any]) -> Verdict:
-    """Exercise 2.3: `cross_entropy(logits, labels)` is the loss computed in float64,
-    within `float_tolerance`, and its gradient is `F.cross_entropy`'s."""
+    """Exercise 2.3: `cross_entropy(logits, labels)` is the loss computed in float64
+    (returned in the logits' dtype or in float64), within `float_tolerance`, and its
+    gradient is `F.cross_entropy`'s."""
     cases, labels = _cross_entropy_cases()
     builtin = CROSS_ENTROPY_HINTS["builtin"]
 
@@ -435,7 +474,7 @@ def check_cross_entropy(cross_entropy: Callable[[torch.Tensor, torch.Tensor], An
             got = _run_without(
                 CROSS_ENTROPY_OPS, builtin, what, cross_entropy, logits.clone(), y.clone()
             )
-            expected = F.cross_entropy(logits.double(), y).to(logits.dtype)
+            expected = F.cross_entropy(logits.double(), y).to(_expected_dtype(got, logits))
             tolerance = float_tolerance(logits)
             with hinted(_cross_entropy_mistake(got, expected, len(y))):
                 expect_close(got, expected, what, rtol=tolerance, atol=tolerance)
@@ -462,6 +501,13 @@ ACCURACY_HINTS = {
         "Leave out the factor 100.",
         ACCURACY_RECIPE,
     ),
+    "integer": Hint(
+        "Your value is a whole number where the fraction lies between 0 and 1: an integer "
+        "division, or a conversion to int, rounds it down.",
+        "Divide with / (true division), not //, and keep the result a float; or take the "
+        "mean of the matches as floats.",
+        ACCURACY_RECIPE,
+    ),
     "count": Hint(
         "Your value is the number of rows guessed right, not the fraction of them.",
         "Divide by the number of rows, or take the mean of the matches as floats.",
@@ -472,7 +518,8 @@ ACCURACY_HINTS = {
 
 
 def _accuracy_mistake(got: Any, expected: float, rows: int) -> Hint:
-    """The hint for an accuracy that is a percentage or a count, else the general one."""
+    """The hint for an accuracy that is a percentage, a count or rounded down to an
+    integer, else the general one."""
     try:
         value = float(got)
     except (TypeError, ValueError, RuntimeError):
@@ -480,6 +527,11 @@ def _accuracy_mistake(got: Any, expected: float, rows: int) -> Hint:
     for mistake, factor in (("percent", 100), ("count", rows)):
         if expected and abs(value - factor * expected) < 1e-6 * factor:
             return ACCURACY_HINTS[mistake]
+    integer = isinstance(got, numbers.Integral) or (
+        isinstance(got, torch.Tensor) and not got.is_floating_point() and not got.is_complex()
+    )
+    if integer and value == 0 and 0 < expected < 1:
+        return ACCURACY_HINTS["integer"]
     return ACCURACY_HINTS["general"]
 
 
@@ -535,9 +587,17 @@ STEP_HINTS = {
         STEP_RECIPE,
     ),
     "loss": Hint(
-        "The loss you return is not this minibatch's loss before the update.",
+        "The loss you return is this minibatch's loss after the update, not before it.",
         "Return the loss you called backward on, computed once from net(images) before "
         "optimizer.step().",
+        STEP_RECIPE,
+    ),
+    "which_loss": Hint(
+        "The loss you return is not the cross-entropy of this minibatch's logits: look at "
+        "which loss function you call, on what, and how it reduces the batch.",
+        "F.cross_entropy(net(images), labels) takes the raw logits (it applies log-softmax "
+        "itself: no softmax before it; F.nll_loss alone expects log-probabilities) and "
+        "averages over the minibatch (no reduction='sum').",
         STEP_RECIPE,
     ),
     "accumulated": Hint(
@@ -588,6 +648,16 @@ def _watch(net: nn.Module, optimizer: torch.optim.Optimizer) -> Iterator[set[str
     finally:
         for handle in handles:
             handle.remove()
+
+
+def _loss_mistake(got: Any, net: nn.Module, images, labels) -> Hint:
+    """The hint for a returned loss that differs from the reference's: the loss after the
+    update (`net` has stepped), or another loss function."""
+    with torch.no_grad():
+        after = F.cross_entropy(net(images), labels).item()
+    if isinstance(got, float) and math.isclose(got, after, rel_tol=1e-5):
+        return STEP_HINTS["loss"]
+    return STEP_HINTS["which_loss"]
 
 
 def _step_mistake(net, before, ref_grads, seen: set[str]) -> Hint:
@@ -642,7 +712,7 @@ def check_train_step(train_step: Callable[..., Any], steps: int = 3) -> Verdict:
                     isinstance(got, float),
                     f"step {step + 1}: expected the loss as a Python float, got {describe(got)}",
                 )
-            with hinted(STEP_HINTS["loss"]):
+            with hinted(_loss_mistake(got, nets[0], images[step], labels[step])):
                 expect_close(got, expected, f"loss returned by step {step + 1}", rtol=1e-5)
             with hinted(_step_mistake(nets[0], before, ref_grads, seen)):
                 pairs = zip(nets[0].named_parameters(), nets[1].parameters(), strict=True)
@@ -764,7 +834,8 @@ def check_training(
             logits = net(X_test)
         expected = (logits.argmax(dim=1) == y_test).float().mean().item()
         got = call("accuracy", accuracy, logits, y_test)
-        expect_close(got, expected, "accuracy on the test set")
+        with hinted(_accuracy_mistake(got, expected, len(y_test))):
+            expect_close(got, expected, "accuracy on the test set")
         expect(
             expected >= threshold,
             f"test accuracy {expected:.2%} after one epoch, expected ≥ {threshold:.0%}",
