@@ -260,7 +260,7 @@ def test_a_solution_box_opens_the_solution(page):
     opened.get_by_text("Solutions: Build your own autograd").wait_for(timeout=30_000)
     code = opened.locator(".jp-CodeCell", has_text="# BEGIN SOLUTION 4.1").first
     code.wait_for(timeout=30_000)
-    shoot(page, code.locator(".cm-line", has_text="# BEGIN SOLUTION 4.1"), "solution-opened.png")
+    shoot(page, opened.locator(".myst-exercise", has_text="4.1 — ").first, "solution-opened.png")
     shown = code.inner_text()
     missing = [line for line in solution_code("4.1") if line not in shown]
     assert not missing, f"the opened solution lacks {missing}"
