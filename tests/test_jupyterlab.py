@@ -2,10 +2,12 @@
 the settings that `make` wrote into .venv.
 
 With jupyterlab-myst, as `make` sets it up: double-clicking exercises/engine.md opens it as
-a notebook with its exercise boxes and math rendered; no prompt about Jupyter news covers
-it; Run All runs it and the first check prints "not done yet"; saving writes the .md
-without outputs, and no outputs anywhere else; a solution box, which cannot resolve its
-includes there, links to the solution notebook, and the link opens it at its code.
+a notebook with its exercise boxes and math rendered, and links to other pages that are
+links (no page holds a `{ref}` to another page, which shows as a warning there); no
+prompt about Jupyter news covers it; Run All runs it and the first check prints "not done
+yet"; saving writes the .md without outputs, and no outputs anywhere else; a solution box,
+which cannot resolve its includes there, links to the solution notebook, and the link
+opens it at its code.
 
 Without jupyterlab-myst, as Colab and plain Jupyter show a notebook: the learner's .ipynb
 of an exercise page and of a chapter (`make notebooks`) read as plain notebooks, no MyST
@@ -33,6 +35,7 @@ import pytest
 
 from course import book
 from tools import notebooks
+from tools import plain_markdown as plain
 
 ROOT = book.ROOT
 NOTEBOOK = ROOT / "exercises" / "engine.md"
@@ -130,6 +133,21 @@ def jupyter_lab(base: Path, root: Path, *, myst: bool):
         log.close()
 
 
+def cross_page_refs(text: str, page: str) -> list[str]:
+    """The labels of the `{ref}`s in MyST `text` (directive bodies included) that lead to
+    another page than `page`: jupyterlab-myst resolves none of them."""
+    found = []
+    for token in plain.parser().parse(text):
+        if plain.directive_name(token) not in (None, "code-cell", "literalinclude", "include"):
+            found += cross_page_refs(token.content, page)
+        for child in token.children or []:
+            if child.type == "myst_role" and child.meta["name"] == "ref":
+                label = child.content.rsplit("<", 1)[-1].rstrip(">").strip()
+                if plain.targets()[label].page != page:
+                    found.append(label)
+    return found
+
+
 def lab_url(lab: dict, path: str = "") -> str:
     """The address of JupyterLab, opening `path` if given."""
     return f"{lab['url']}/lab{'/tree/' + path if path else ''}?token={lab['token']}"
@@ -176,6 +194,14 @@ def plain_lab(tmp_path_factory, browser):
         yield lab
 
 
+@pytest.mark.parametrize("page", notebooks.pages())
+def test_links_to_other_pages_are_links_jupyterlab_opens(page):
+    """A `{ref}` to another page shows as "Cross Reference Not Found" in JupyterLab; a
+    relative link to its `.md` opens it there, and the site renders it the same."""
+    refs = cross_page_refs((ROOT / f"{page}.md").read_text(encoding="utf-8"), page)
+    assert not refs, f"{page}.md: write [title](../folder/page.md), not {{ref}}, for {refs}"
+
+
 def test_no_prompt_about_jupyter_news(lab):
     """The settings `make` writes (binder/overrides.json) answer it: never fetch news.
     (JupyterLab applies such overrides to the defaults of the settings' schema.)"""
@@ -200,6 +226,8 @@ def test_opens_as_a_rendered_notebook(page):
     text = page.locator(".jp-NotebookPanel").inner_text()
     for raw in (":label:", ":nonumber:", "(exercises-engine)=", "{exercise}", "% Generated"):
         assert raw not in text, f"raw MyST shows in the notebook: {raw!r}"
+    unresolved = page.locator(".jp-NotebookPanel [title='Cross Reference Not Found']")
+    assert unresolved.count() == 0, f"unresolved references: {unresolved.all_inner_texts()}"
 
 
 def test_run_all_and_save_without_outputs(page, lab):
