@@ -124,6 +124,20 @@ def clip_hook(clip_first=False, returns_handle=True, clips=True):
     return add_clip_hook
 
 
+def tanh_by_exp(x, v):
+    """Wrong at large |x|: tanh through exp gives inf / inf = nan where exp overflows."""
+    tanh = (torch.exp(x) - torch.exp(-x)) / (torch.exp(x) + torch.exp(-x))
+    return v * (1 - tanh**2)
+
+
+def jacobian_in_one_batched_call(f, x):
+    """Right values, but one batched backward call instead of one pass per output."""
+    y = f(x)
+    seeds = torch.eye(y.numel(), dtype=y.dtype).view(-1, *y.shape)
+    (J,) = torch.autograd.grad(y, x, seeds, is_grads_batched=True)
+    return J.view(*y.shape, *x.shape)
+
+
 def vjp_tanh_by_grad(x, v):
     """Wrong for this exercise: asks autograd."""
     x = x.detach().requires_grad_()
@@ -233,6 +247,8 @@ WRONG = [
     ("check_vjp_tanh", lambda x, v: v * (1 - x**2), "largest difference"),
     ("check_vjp_tanh", vjp_tanh_by_grad, "asked autograd for the derivative"),
     ("check_vjp_tanh", lambda x, v: 1 - torch.tanh(x) ** 2, "the diagonal of J, for every v"),
+    ("check_vjp_tanh", tanh_by_exp, "x = [-1000, -400, -20, 0.5, 20, 400, 1000]: 2 of 7 entries"),
+    ("check_vjp_tanh", tanh_by_exp, "Hint: At large |x| your result is nan or inf"),
     ("check_vjp_matmul", lambda A, B, V: (V @ B, A @ V), "your code raised RuntimeError"),
     ("check_vjp_matmul", lambda A, B, V: (V @ B.T, V.T @ A), "grad_B: shape"),
     ("check_vjp_matmul", lambda A, B, V: V @ B.T, "expected a pair (grad_A, grad_B)"),
@@ -273,6 +289,8 @@ WRONG = [
         "torch.autograd.functional made the backward passes, not your code",
     ),
     ("check_jacobian_by_vjps", jacobian_by_jacrev, "torch.func made the backward passes"),
+    ("check_jacobian_by_vjps", jacobian_in_one_batched_call, "passes through y: expected 2, got 1"),
+    ("check_jacobian_by_vjps", jacobian_in_one_batched_call, "Hint: This exercise builds J from"),
     (
         "check_jacobian_by_vjps",
         lambda f, x: torch.func.jacfwd(f)(x),
@@ -344,6 +362,9 @@ def jacobian_by_backward(f, x):
 
 
 RIGHT_BUT_UNUSUAL = [
+    ("check_vjp_tanh", lambda x, v: v.mul_(1 - torch.tanh(x) ** 2)),  # in place, on its copy
+    ("check_vjp_tanh", lambda x, v: v * 4 / (torch.exp(x) + torch.exp(-x)) ** 2),
+    ("check_vjp_sum", lambda x, dim, v: v.unsqueeze_(dim).expand_as(x)),
     ("check_vjp_matmul", lambda A, B, V: [torch.einsum("nm,km->nk", V, B), A.T @ V]),
     ("check_vjp_sum", lambda x, dim, v: torch.broadcast_to(v.unsqueeze(dim), x.shape)),
     ("check_jacobian_by_vjps", jacobian_by_backward),
@@ -381,6 +402,8 @@ def test_a_vjp_by_hand_passes_whatever_else_it_uses(answer, capsys):
 
 
 HINT_STEPS = [
+    ("check_vjp_tanh", tanh_by_exp, "return v * (1 - torch.tanh(x) ** 2)"),
+    ("check_jacobian_by_vjps", jacobian_in_one_batched_call, "torch.eye(y.numel(), dtype=y.dtype)"),
     ("check_vjp_tanh", lambda x, v: v * (1 - x**2), "return v * (1 - torch.tanh(x) ** 2)"),
     ("check_vjp_matmul", lambda A, B, V: (V @ B.T, V.T @ A), "return V @ B.T, A.T @ V"),
     ("check_vjp_sum", lambda x, dim, v: v.expand_as(x), "v.unsqueeze(dim).expand_as(x)"),

@@ -108,12 +108,15 @@ def _has_tangent(t: torch.Tensor) -> bool:
 def _by_hand(what: str, function, *args):
     """Call the learner's VJP and refuse it if it asked autograd, in any mode, for the answer.
 
-    A crash after autograd was asked is reported as the autograd use: that is the mistake.
+    The learner's code gets copies of the tensors, so that an answer that works in place on
+    them changes nothing the check compares with. A crash after autograd was asked is
+    reported as the autograd use: that is the mistake.
     """
+    copies = [a.clone() if isinstance(a, torch.Tensor) else a for a in args]
     watch = _AutogradUse()
     try:
         with watch:
-            result = call(what, function, *args)
+            result = call(what, function, *copies)
     except Mismatch:
         if not watch.found:
             raise
@@ -140,19 +143,46 @@ FORGOT_V_HINT = Hint(
 )
 
 
+OVERFLOW_HINT = Hint(
+    "At large |x| your result is nan or inf where tanh is flat and its slope is 0: an exp in "
+    "your formula overflows (exp(1000) is inf, and inf / inf is nan).",
+    "torch.tanh never overflows (tanh(1000) is 1.0): write tanh′ with tanh itself, or as "
+    "1 / cosh(x) ** 2, whose inf in the denominator gives 0.",
+    "return v * (1 - torch.tanh(x) ** 2)",
+)
+LARGE = [-1000.0, -400.0, -20.0, 0.5, 20.0, 400.0, 1000.0]
+"""Inputs of 3.1 where exp(x) or exp(2x) overflows in float64 and tanh′ is (nearly) 0."""
+
+
+def _overflowed(got: Any, expected: torch.Tensor) -> bool:
+    """Whether `got` has nan or inf where the right answer is finite."""
+    return (
+        isinstance(got, torch.Tensor)
+        and got.shape == expected.shape
+        and bool((~got.isfinite() & expected.isfinite()).any())
+    )
+
+
 @learner_check
 def check_vjp_tanh(vjp_tanh: Callable[[torch.Tensor, torch.Tensor], torch.Tensor]) -> Verdict:
-    """Exercise 3.1: `vjp_tanh(x, v)` is vᵀJ of `y = torch.tanh(x)`, computed by hand."""
-    shapes = [(5,), (3, 4), (2, 1, 3)]
+    """Exercise 3.1: `vjp_tanh(x, v)` is vᵀJ of `y = torch.tanh(x)`, computed by hand.
+
+    After three shapes comes x = LARGE, where a formula through exp overflows to nan.
+    """
+    large = torch.tensor(LARGE, dtype=torch.float64)
+    cases = [(f"x of shape {shape}", _random(*shape)) for shape in [(5,), (3, 4), (2, 1, 3)]]
+    cases.append((f"x = {[int(n) if n.is_integer() else n for n in LARGE]}", large))
 
     def body():
-        for shape in shapes:
-            x, v = _random(*shape), _random(*shape, seed=1)
-            got = _by_hand(f"x of shape {shape}", vjp_tanh, x, v)
+        for what, x in cases:
+            v = _random(*x.shape, seed=1)
+            got = _by_hand(what, vjp_tanh, x, v)
             (expected,) = _torch_vjp(torch.tanh, (x,), v)
-            with _hinted_if(_same(got, 1 - torch.tanh(x) ** 2), FORGOT_V_HINT):
-                expect_close(got, expected, f"x of shape {shape}", rtol=1e-9)
-        return f"matches torch.autograd.grad on {len(shapes)} shapes"
+            forgot = _same(got, 1 - torch.tanh(x) ** 2)
+            hint = FORGOT_V_HINT if forgot else OVERFLOW_HINT
+            with _hinted_if(forgot or _overflowed(got, expected), hint):
+                expect_close(got, expected, what, rtol=1e-9)
+        return f"matches torch.autograd.grad on {len(cases)} inputs, |x| up to 1000 included"
 
     return check("Exercise 3.1 (vjp_tanh)", body, hint=VJP_TANH_HINT)
 
@@ -283,6 +313,15 @@ PILED_UP_HINT = Hint(
 )
 
 
+PASSES_HINT = Hint(
+    "This exercise builds J from backward passes that your code makes, one per element of y, "
+    "each giving one row of J.",
+    "One pass with a one-hot v per output: a batched call (is_grads_batched=True, vmap) "
+    "makes them all as one, and a pass per element of x is forward mode's count.",
+    JACOBIAN_HINT.recipe,
+)
+
+
 def _piled_up(got: Any, expected: torch.Tensor, rows: int) -> bool:
     """Whether `got` holds the running sums of J's rows: x.grad read without clearing it."""
     running = expected.reshape(rows, -1).cumsum(0).reshape(expected.shape)
@@ -334,7 +373,10 @@ def check_jacobian_by_vjps(jacobian_by_vjps: Callable[[Callable, torch.Tensor], 
             piled_up = _piled_up(got, expected, f(x).numel())
             with _hinted_if(piled_up, PILED_UP_HINT):
                 expect_close(got, expected, what, rtol=1e-9)
-            expect_equal(len(passes), f(x).numel(), f"{what}: number of backward passes through y")
+            with hinted(PASSES_HINT):
+                expect_equal(
+                    len(passes), f(x).numel(), f"{what}: number of backward passes through y"
+                )
             expect(
                 all(shape == y_shape for shape in passes),
                 f"{what}: each backward pass must start from a gradient shaped like y "
