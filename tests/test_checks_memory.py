@@ -311,6 +311,20 @@ OTHER_RIGHT = [
     ("check_loss_scaler", TensorScaler),
     ("check_engine_checkpoint", engine_checkpoint_in_place),
 ]
+
+
+class ForwardOnly(torch.autograd.Function):
+    """7.2 half done: the forward written, the backward still a stub."""
+
+    @staticmethod
+    def forward(ctx, block, x, *params):
+        return block(x)
+
+    @staticmethod
+    def backward(ctx, grad_output):
+        raise NotImplementedError("Exercise 7.2 is not done yet")
+
+
 STUBS = {name: stub for name in RIGHT}
 WRONG = [
     ("check_saved_bytes", wrong_count("twice"), "two tensors per hidden layer"),
@@ -421,3 +435,9 @@ def test_the_scaler_sequence_overflows_once_and_is_nan_once():
                 all(torch.equal(b, p) for b, p in zip(before, model.parameters(), strict=True))
             )
         assert [i for i, s in enumerate(skipped) if s] == [3, 6], (config, skipped)
+
+
+def test_a_backward_still_to_write_is_not_done_yet(capsys):
+    half_done = lambda block, x: ForwardOnly.apply(block, x, *block.parameters())  # noqa: E731
+    verdict = checks.check_checkpoint_by_hand(half_done)
+    assert verdict.status == "todo", capsys.readouterr().out
