@@ -99,7 +99,7 @@ def test_a_hanging_rank_is_reported_after_the_timeout():
     assert "--- rank 0:" in message, message
     assert "--- rank 1: stopped: the ranks' collectives could no longer all complete" in message
     assert error.value.waited == (0,)
-    assert elapsed < timeout + 10, f"took {elapsed:.1f} s"
+    assert elapsed < timeout + D.GRACE + 10, f"took {elapsed:.1f} s"
     assert_cleaned_up(ranks)
 
 
@@ -133,7 +133,8 @@ def test_a_rank_that_skips_a_collective_is_named_at_once(world_size, skipping, e
     assert error.value.diagnosis == expected, str(error.value)
     assert str(error.value).startswith(expected), str(error.value)
     assert set(error.value.results) == {skipping}, "the skipping rank answered"
-    assert elapsed < 10, f"took {elapsed:.1f} s, not a few seconds"
+    # Seconds on an idle machine; half the timeout leaves room for a loaded one.
+    assert elapsed < 30, f"took {elapsed:.1f} s: it waited for the 60 s timeout"
     assert_cleaned_up(ranks)
 
 
@@ -172,7 +173,7 @@ def test_ranks_that_call_different_collectives_are_named_at_once(kind, expected)
     with pytest.raises(D.RankError) as error:
         ranks.collect()
     assert error.value.diagnosis == expected, str(error.value)
-    assert time.monotonic() - start < 10
+    assert time.monotonic() - start < 30, "it waited for the 60 s timeout"
     assert_cleaned_up(ranks)
 
 
