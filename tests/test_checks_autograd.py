@@ -1,5 +1,7 @@
 """The checks of Chapter 3 pass right answers and catch wrong ones and stubs."""
 
+import warnings
+
 import pytest
 import torch
 import torch.autograd.forward_ad as fwAD
@@ -433,6 +435,18 @@ def test_first_failure_points_at_the_idea_and_the_third_gives_the_recipe(
     name, wrong, recipe, capsys
 ):
     assert_hint_grows(getattr(checks, name), wrong, recipe, capsys)
+
+
+def test_a_mismatch_beside_matching_infinities_warns_nothing(capsys):
+    """Rows whose lse is ±inf, where a masked row comes out finite: the message names the
+    entry, and no NumPy warning quotes the checker's code (inf - inf where both are inf)."""
+    clamped = lse_function(lambda x: stable_lse(x.clamp(min=-1e9)), softmax_grad)
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        verdict = checks.check_logsumexp(clamped)
+    assert verdict.status == "fail", "a masked row that comes out finite must fail"
+    assert "expected -inf, got -1e+09" in verdict.message, verdict.message
+    assert not caught, [str(w.message) for w in caught]
 
 
 CHECKER_INTERNALS = sorted(

@@ -370,7 +370,8 @@ def _differences(what: str, got: np.ndarray, expected: np.ndarray, ok: np.ndarra
     """
     bad = np.argwhere(~ok)
     shape = tuple(got.shape)
-    diff = np.where(ok, 0.0, np.abs(got - expected))
+    with np.errstate(invalid="ignore"):  # inf - inf where both are inf: those entries are ok
+        diff = np.where(ok, 0.0, np.abs(got - expected))
     largest = np.unravel_index(np.nanargmax(np.nan_to_num(diff, nan=np.inf)), diff.shape)
 
     def entry(where: tuple) -> str:
