@@ -13,7 +13,7 @@ import numpy as np
 import pytest
 import torch
 import torch.autograd.forward_ad as fwAD
-from torch.func import grad, hessian, jacfwd, jacrev, jvp, vjp, vmap
+from torch.func import grad, hessian, jacfwd, jacrev, jvp, linearize, vjp, vmap
 
 from course import REPO_ROOT
 from course.checks import forward as checks
@@ -97,6 +97,63 @@ def vmap_without_unsqueeze(model, X, y):
     return sum(g.flatten(1).pow(2).sum(1) for g in grads.values()).sqrt()
 
 
+def label_without_unsqueeze(model, X, y):
+    """Wrong: the sample gets its batch dimension back, its label does not."""
+    params = {k: p.detach() for k, p in model.named_parameters()}
+
+    def loss(params, x, t):
+        logits = torch.func.functional_call(model, params, (x.unsqueeze(0),))
+        return torch.nn.functional.cross_entropy(logits, t)
+
+    grads = torch.func.vmap(grad(loss), in_dims=(None, 0, 0))(params, X, y)
+    return sum(g.flatten(1).pow(2).sum(1) for g in grads.values()).sqrt()
+
+
+def one_norm_for_the_batch(model, X, y):
+    """Wrong axis: the sums run over the batch dimension too."""
+    params = {k: p.detach() for k, p in model.named_parameters()}
+
+    def loss(params, x, t):
+        logits = torch.func.functional_call(model, params, (x.unsqueeze(0),))
+        return torch.nn.functional.cross_entropy(logits, t.unsqueeze(0))
+
+    grads = torch.func.vmap(grad(loss), in_dims=(None, 0, 0))(params, X, y)
+    return sum(g.pow(2).sum() for g in grads.values()).sqrt()
+
+
+def sum_over_the_batch(model, X, y):
+    """Wrong axis: sum(dim=0) adds the samples; the parameters' shapes then clash."""
+    params = {k: p.detach() for k, p in model.named_parameters()}
+
+    def loss(params, x, t):
+        logits = torch.func.functional_call(model, params, (x.unsqueeze(0),))
+        return torch.nn.functional.cross_entropy(logits, t.unsqueeze(0))
+
+    grads = torch.func.vmap(grad(loss), in_dims=(None, 0, 0))(params, X, y)
+    return sum(g.pow(2).sum(dim=0) for g in grads.values()).sqrt()
+
+
+def jacobian_stacked_as_rows(f, x):
+    """Wrong: torch.stack's default dim=0 lays the JVPs' columns out as rows."""
+    y, pullback = vjp(f, x)
+    if x.numel() <= y.numel():
+        return torch.stack([jvp(f, (x,), (e,))[1] for e in torch.eye(x.numel(), dtype=x.dtype)])
+    return torch.stack([pullback(e)[0] for e in torch.eye(y.numel(), dtype=y.dtype)], dim=1)
+
+
+def jacobian_filled_in(f, x):
+    """Right, written differently: J preallocated, filled column by column or row by row."""
+    y, pullback = vjp(f, x)
+    n, m = x.numel(), y.numel()
+    J = torch.zeros(m, n, dtype=x.dtype)
+    for j in range(n) if n <= m else range(m):
+        if n <= m:
+            J[:, j] = jvp(f, (x,), (torch.eye(n, dtype=x.dtype)[j],))[1]
+        else:
+            J[j] = pullback(torch.eye(m, dtype=y.dtype)[j])[0]
+    return J
+
+
 def jacobian_by_forward_ad(f, x):
     """Right, written differently: dual tensors when n ≤ m, autograd.grad rows otherwise."""
     n, m = x.numel(), f(x).numel()
@@ -163,6 +220,19 @@ def naive_sigmoid(self):
     return Dual(s, s * (1 - s) * self.tangent)
 
 
+def naive_sigmoid_of_exp(self):
+    """σ = eᵃ / (1 + eᵃ): fine at −1000, overflows at +1000."""
+    e = math.exp(self.data)
+    s = e / (1 + e)
+    return Dual(s, s * (1 - s) * self.tangent)
+
+
+def sigmoid_by_tanh(self):
+    """Right, another stable formula: σ(a) = (1 + tanh(a / 2)) / 2."""
+    s = 0.5 * (1 + math.tanh(self.data / 2))
+    return Dual(s, s * (1 - s) * self.tangent)
+
+
 WRONG_DUALS = [
     ("__mul__", lambda a, b: Dual(a.data * b.data, a.tangent * b.data), "a * b at"),
     ("__add__", lambda a, b: Dual(a.data + b.data, a.tangent), "a + b at"),
@@ -197,7 +267,15 @@ WRONG_DUALS = [
     (
         "sigmoid",
         naive_sigmoid,
-        "a.sigmoid() at a=Dual(-1000.0, 0.75): your code raised OverflowError",
+        "a.sigmoid() at a=Dual(-1000.0, 0.75): your code raised OverflowError: math range "
+        "error\n  Hint: at a = ±1000 the textbook forms of σ need e¹⁰⁰⁰",
+    ),
+    (
+        "sigmoid",
+        naive_sigmoid_of_exp,
+        "a.sigmoid() at a=Dual(1000.0, 0.75): your code raised OverflowError: math range "
+        "error\n  Hint: at a = ±1000 the textbook forms of σ need e¹⁰⁰⁰ (1 / (1 + e⁻ᵃ) at "
+        "a = −1000, eᵃ / (1 + eᵃ) at a = 1000)",
     ),
 ]
 
@@ -226,6 +304,8 @@ RIGHT_BUT_UNUSUAL = [
     ("check_jacobian_cheaper_side", jacobian_by_forward_ad),
     ("check_hvp", hvp_by_forward_ad),
     ("check_hvp", lambda f, x, v: jvp(jacrev(f), (x,), (v,))[1]),  # jacrev of a scalar
+    ("check_hvp", lambda f, x, v: linearize(grad(f), x)[1](v)),  # and a plain gradient
+    ("check_jacobian_cheaper_side", jacobian_filled_in),
     (
         "check_per_sample_grad_norms",
         lambda m, X, y: torch.linalg.vector_norm(
@@ -290,7 +370,13 @@ WRONG = [
     (
         "check_jacobian_cheaper_side",
         lambda f, x: jacobian(f, x).T,
-        "shape: expected (5, 2), got (2, 5)",
+        "shape: expected (5, 2), got (2, 5)\n  Hint: your numbers are J's, transposed",
+    ),
+    (
+        "check_jacobian_cheaper_side",
+        jacobian_stacked_as_rows,
+        "f: R^2 -> R^5: shape: expected (5, 2), got (2, 5)\n  Hint: your numbers are J's, "
+        "transposed",
     ),
     ("check_jacobian_cheaper_side", jacobian_all_ones, "largest difference"),
     ("check_jacobian_cheaper_side", lambda f, x: 0, "expected a torch.Tensor"),
@@ -329,6 +415,23 @@ WRONG = [
     ),
     (
         "check_per_sample_grad_norms",
+        label_without_unsqueeze,
+        "your code raised ValueError: Expected input batch_size (1) to match target "
+        "batch_size (0).\n  Hint: the model ran on your samples; what failed comes after it",
+    ),
+    (
+        "check_per_sample_grad_norms",
+        sum_over_the_batch,
+        "your code raised RuntimeError: The size of tensor a (12) must match the size of "
+        "tensor b (8) at non-singleton dimension 1\n  Hint: the model ran on your samples",
+    ),
+    (
+        "check_per_sample_grad_norms",
+        one_norm_for_the_batch,
+        "shape: expected (16,), got ()\n  Hint: you returned one number for the whole batch",
+    ),
+    (
+        "check_per_sample_grad_norms",
         lambda m, X, y: per_sample_norms(m, X, y).float(),
         "dtype: expected torch.float64, got torch.float32\n  Hint: your norms are "
         "torch.float32, the model's parameters and X are torch.float64.",
@@ -337,13 +440,13 @@ WRONG = [
         "check_hvp",
         hessian_then_product,
         "expected 1 JVP, then 1 backward pass (forward mode over the gradient), got 1 JVP "
-        "carrying 4 tangents at once and 1 backward pass\n  Hint: a JVP that carries n "
+        "carrying 5 tangents at once and 1 backward pass\n  Hint: a JVP that carries n "
         "tangents at once builds all of H",
     ),
     (
         "check_hvp",
         lambda f, x, v: jacfwd(grad(f))(x) @ v,
-        "got 1 JVP carrying 4 tangents at once and 1 backward pass",
+        "got 1 JVP carrying 5 tangents at once and 1 backward pass",
     ),
     (
         "check_hvp",
@@ -370,18 +473,36 @@ WRONG = [
     (
         "check_hvp",
         lambda f, x, v: jvp(grad(f), (x,), (v,))[0],
-        "entries differ (shape (4,), torch.float64)",
+        "entries differ (shape (5,), torch.float64)",
     ),
     (
         "check_hvp",
         lambda f, x, v: jvp(grad(f), (x,), (v,))[0],
         "Hint: your numbers are the gradient ∇f(x), not H v.",
     ),
-    ("check_hvp", lambda f, x, v: (grad(f)(x) * v).sum(), "shape: expected (4,), got ()"),
+    ("check_hvp", lambda f, x, v: (grad(f)(x) * v).sum(), "shape: expected (5,), got ()"),
+    (
+        "check_hvp",
+        lambda f, x, v: jvp(grad(f), (v,), (x,))[1],
+        "entries differ (shape (5,), torch.float64); first: at (0,): expected 0.434594, got "
+        "-0.0169441; at (1,): expected 0.769697, got -1.27747; at (2,): expected -0.129184, "
+        "got -0.592468; largest difference at index (1,): expected 0.769697, got -1.27747\n"
+        "  Hint: your numbers are the Hessian at v applied to x: x and v have swapped places.",
+    ),
+    (
+        "check_hvp",
+        lambda f, x, v: jvp(grad(f), (x,), (v,)),
+        "Hint: your hvp returns a pair: jvp returns the function's value and its JVP",
+    ),
     (
         "check_hvp",
         finite_difference_hvp,
-        "got no JVP and 2 backward passes\n  Hint: two gradients and no JVP",
+        "5 of 5 entries differ (shape (5,), torch.float64)",
+    ),
+    (
+        "check_hvp",
+        finite_difference_hvp,
+        "Hint: two gradients and no JVP: a difference of gradients",
     ),
 ]
 
@@ -394,7 +515,15 @@ GROWING_HINTS = [
         lambda m, X, y: per_sample_norms(m, X, y, batch=True),
         "vmap(grad(loss), in_dims=(None, 0, 0))(params, X, y)",
     ),
+    (checks.check_jacobian_cheaper_side, jacobian_stacked_as_rows, "torch.eye(n, dtype"),
+    (checks.check_per_sample_grad_norms, one_norm_for_the_batch, "g.flatten(start_dim=1)"),
+    (checks.check_per_sample_grad_norms, label_without_unsqueeze, "t.unsqueeze(0))"),
     (checks.check_hvp, reverse_over_forward, "torch.func.jvp(torch.func.grad(f), (x,), (v,))"),
+    (
+        checks.check_hvp,
+        lambda f, x, v: jvp(grad(f), (v,), (x,))[1],
+        "torch.func.jvp(torch.func.grad(f), (x,), (v,))",
+    ),
     (checks.check_hvp, finite_difference_hvp, "torch.func.jvp(torch.func.grad(f), (x,), (v,))"),
     (
         checks.check_dual_ops,
@@ -414,6 +543,11 @@ GROWING_HINTS = [
     (
         lambda f: checks.check_dual_jacobian(f, Dual),
         lambda f, xs: dual_jacobian(f, xs, one_hot=False),
+        "np.array(columns).T",
+    ),
+    (
+        lambda f: checks.check_dual_jacobian(f, Dual),
+        lambda f, xs: dual_jacobian(f, xs, extra_run=True),
         "np.array(columns).T",
     ),
 ]
@@ -438,6 +572,48 @@ def test_the_first_cross_points_at_the_idea_and_the_third_gives_the_recipe(
 def test_hint_full_gives_the_recipe_at_the_first_cross(capsys):
     verdict = checks.check_hvp(reverse_over_forward, hint="full")
     assert "Recipe: torch.func.jvp(torch.func.grad(f)" in verdict.message, verdict.message
+
+
+@pytest.mark.parametrize(
+    ("method", "rule"),
+    [
+        ("sigmoid", sigmoid_by_tanh),
+        (
+            "__pow__",
+            lambda a, k: Dual(
+                math.pow(a.data, k), (k * math.pow(a.data, k - 1) if k else 0.0) * a.tangent
+            ),
+        ),
+        ("relu", lambda a: Dual(a.data * (a.data > 0), a.tangent * (a.data > 0))),
+    ],
+    ids=["sigmoid-by-tanh", "pow-by-math.pow", "relu-by-a-bool"],
+)
+def test_right_but_unusual_dual_passes(method, rule, capsys):
+    assert_passes(checks.check_dual_ops, wrong_dual(method, rule), capsys)
+
+
+def test_per_sample_norms_in_chunks_pass(capsys):
+    """vmap's chunk_size runs the model once per chunk: two chunks are still one batch."""
+
+    def in_chunks(model, X, y):
+        params = {k: p.detach() for k, p in model.named_parameters()}
+
+        def loss(params, x, t):
+            logits = torch.func.functional_call(model, params, (x.unsqueeze(0),))
+            return torch.nn.functional.cross_entropy(logits, t.unsqueeze(0))
+
+        grads = vmap(grad(loss), in_dims=(None, 0, 0), chunk_size=8)(params, X, y)
+        return torch.stack([g.flatten(1).norm(dim=1) for g in grads.values()]).norm(dim=0)
+
+    assert_passes(checks.check_per_sample_grad_norms, in_chunks, capsys)
+
+
+def test_dual_jacobian_by_column_stack_passes(capsys):
+    def by_column_stack(f, xs):
+        one_hot = [[Dual(x, float(i == j)) for i, x in enumerate(xs)] for j in range(len(xs))]
+        return np.column_stack([[out.tangent for out in f(duals)] for duals in one_hot])
+
+    assert_passes(lambda f: checks.check_dual_jacobian(f, Dual), by_column_stack, capsys)
 
 
 def test_solution_dual_passes(capsys):
@@ -494,7 +670,8 @@ def test_wrong_tangent_rule_fails_and_names_the_op(method, rule, message, capsys
         (lambda f, xs: dual_jacobian(f, xs, one_hot=False), "largest difference"),
         (
             lambda f, xs: dual_jacobian(f, xs, extra_run=True),
-            "number of runs of f (one per input): expected 3, got 6",
+            "number of runs of f (one per input): expected 3, got 6\n  Hint: f ran more often "
+            "than once per input",
         ),
         (lambda f, xs: dual_jacobian(f, xs).tolist(), "expected a NumPy array"),
         (lambda f, xs: np.array(f(xs)), "your code raised AttributeError"),

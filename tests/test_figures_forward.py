@@ -13,6 +13,7 @@ from matplotlib.backends.backend_agg import FigureCanvasAgg
 from matplotlib.text import Text
 from torch.func import jacrev
 
+from course import REPO_ROOT
 from course.figures import MIN_FONT_PT, smallest_font_pt
 from course.figures.forward import JacobianTiming, jacobian_timings, plot_crossover, two_layer
 
@@ -26,6 +27,13 @@ def test_timings_are_positive_and_keep_the_shapes():
     timings = jacobian_timings([(2, 3), (3, 2)], repeats=1)
     assert [(t.n, t.m) for t in timings] == [(2, 3), (3, 2)], "one timing per shape, in order"
     assert all(t.forward > 0 and t.reverse > 0 for t in timings), f"times: {timings}"
+
+
+def test_make_bench_times_three_of_the_chapters_shapes():
+    """Chapter 5: `make bench` times n/m = 1/64, 1 and 64 with the chapter's function."""
+    bench = (REPO_ROOT / "tools" / "bench.py").read_text()
+    assert "shapes = [(8, 512), (64, 64), (512, 8)]" in bench, "the shapes make bench times"
+    assert "jacobian_timings(shapes)" in bench, "make bench times them with jacobian_timings"
 
 
 def test_plot_draws_the_ratio_against_n_over_m():

@@ -88,6 +88,18 @@ def test_division_follows_torch_where_the_reciprocal_would_overflow():
         assert math.isclose(out.tangent, tangent, rel_tol=1e-15), f"{a} / {b}: {out} vs {tangent}"
 
 
+def test_a_negative_number_to_a_fractional_power_is_nan_as_in_torch():
+    """Python's (-1.0) ** 0.5 is complex; torch's value and tangent are nan, and a Dual's."""
+    for base, k, t in [(-1.0, 0.5, 1.0), (-8.0, 1 / 3, 0.5), (-2.0, -1.5, 0.0)]:
+        out = Dual(base, t) ** k
+        value, tangent = torch_jvp(lambda x, k=k: x**k, (base,), (t,))
+        by_torch, by_dual = [value, tangent], [out.data, out.tangent]
+        assert all(map(math.isnan, by_torch)), f"torch: {base} ** {k} gives {by_torch}"
+        assert all(map(math.isnan, by_dual)), f"{base} ** {k}: {out}"
+    cube = Dual(-2.0, 1.0) ** 3  # an integer power of a negative number stays real
+    assert (cube.data, cube.tangent) == (-8.0, 12.0)
+
+
 def test_a_tangent_of_zero_gives_zero_and_keeps_the_value():
     out = (Dual(1.5) * Dual(-2.0).exp()).tanh()
     assert out.tangent == 0.0

@@ -203,6 +203,13 @@ BATCHED = Hint(
     "pullback call) per vector.",
     JACOBIAN.recipe,
 )
+TRANSPOSED_J = Hint(
+    "your numbers are J's, transposed: J has one row per output and one column per input, "
+    "shape (m, n). Which way does each of your products lie in it?",
+    "a JVP gives a column: stack the JVPs along dim=1 (torch.stack stacks along dim=0 "
+    "unless told otherwise); a VJP gives a row: stack those along dim=0.",
+    JACOBIAN.recipe,
+)
 WRONG_SIDE = Hint(
     "each pass gives one column (a JVP) or one row (a VJP): which does J have fewer of, "
     "columns (n inputs) or rows (m outputs)?",
@@ -232,6 +239,13 @@ def _expect_cheaper_side(what: str, passes: Passes, n: int, m: int) -> None:
         raise Mismatch(message)
 
 
+def _transposed(got: object, expected: torch.Tensor) -> bool:
+    """Whether `got` holds the entries of J transposed (columns stacked as rows)."""
+    if not isinstance(got, torch.Tensor) or got.dim() != 2 or got.shape != expected.T.shape:
+        return False
+    return bool(torch.allclose(got.detach().T.double(), expected, rtol=1e-9))
+
+
 @learner_check
 def check_jacobian_cheaper_side(jacobian: Callable[..., Any]) -> Verdict:
     """Exercise 5.1: `jacobian(f, x)` is J (shape (m, n)), from the cheaper side.
@@ -246,7 +260,9 @@ def check_jacobian_cheaper_side(jacobian: Callable[..., Any]) -> Verdict:
             counted, passes = count_passes(f)
             x = _random(n, seed=1)
             got = call(what, jacobian, counted, x)
-            expect_close(got, jacrev(f)(x), what, rtol=1e-9)
+            expected = jacrev(f)(x)
+            with hinted(TRANSPOSED_J if _transposed(got, expected) else JACOBIAN):
+                expect_close(got, expected, what, rtol=1e-9)
             _expect_cheaper_side(what, passes, n, m)
         return "J right on 4 shapes, n JVPs when n ≤ m and m backward passes when m < n"
 
@@ -298,6 +314,21 @@ ONE_SAMPLE = Hint(
     "and t.unsqueeze(0) for its label.",
     PER_SAMPLE.recipe,
 )
+AFTER_THE_MODEL = Hint(
+    "the model ran on your samples; what failed comes after it, in the loss of one sample "
+    "or in the norms. Inside vmap a label has no batch dimension, while the logits of one "
+    "sample have one; after vmap, every gradient has the batch dimension first.",
+    "t.unsqueeze(0) gives the label the batch dimension of the logits; for the norms, "
+    "g.flatten(start_dim=1) keeps each sample apart while .pow(2).sum(dim=1) adds its squares.",
+    PER_SAMPLE.recipe,
+)
+WHOLE_BATCH = Hint(
+    "you returned one number for the whole batch: your sums also ran over the batch "
+    "dimension, the first of every gradient that vmap returns.",
+    "sum the squares over every dimension but the first, so that each sample keeps its own "
+    "number, and add those of every parameter.",
+    PER_SAMPLE.recipe,
+)
 ONE_RUN = Hint(
     "a loop of backward passes runs the model once per sample; vmap runs your one-sample "
     "function once, over the whole batch.",
@@ -313,6 +344,8 @@ def _per_sample_mistake(got: object, squares: torch.Tensor, names: list[str]) ->
     """
     if not (isinstance(got, torch.Tensor) and got.is_floating_point()):
         return None
+    if got.dim() == 0:
+        return WHOLE_BATCH
     if got.shape != squares.shape[:1]:
         return None
     if got.dtype != squares.dtype:
@@ -356,14 +389,32 @@ def _per_sample_mistake(got: object, squares: torch.Tensor, names: list[str]) ->
     return None
 
 
+def _dims(value: object) -> int | None:
+    """The number of dimensions of a tensor (as a transform's function sees it), else None."""
+    return value.dim() if isinstance(value, torch.Tensor) else None
+
+
+def _crash_hint(input_dims: list[int | None], X: torch.Tensor) -> Hint:
+    """The hint for a crash of the learner's code, from the inputs the model was called with.
+
+    An input with one dimension fewer than `X` is a sample without its batch dimension;
+    a crash after the model ran on batched inputs lies in the loss or in the norms.
+    """
+    if X.dim() - 1 in input_dims:
+        return ONE_SAMPLE
+    return AFTER_THE_MODEL if input_dims else PER_SAMPLE
+
+
 @learner_check
 def check_per_sample_grad_norms(per_sample_grad_norms: Callable[..., Any]) -> Verdict:
     """Exercise 5.2: `per_sample_grad_norms(model, X, y)` is ‖∇θ loss(xᵢ, yᵢ)‖ per sample.
 
     Compared with a loop of single-sample backward passes; a forward pre-hook counts the
-    model's calls, which must not grow with the batch (vmap runs the model once). A
-    known wrong formula (squares, a sum of norms, parameters left out, the batch's
-    gradient) gets a hint about itself.
+    model's calls, which must not grow with the batch (vmap runs the model once), and
+    records their inputs' dimensions, so that a crash is told apart: a sample without its
+    batch dimension, or a failure after the model ran. A known wrong formula (squares, a
+    sum of norms, parameters left out, the batch's gradient, one number for the whole
+    batch) gets a hint about itself.
     """
     cases = [((12, 8, 3), (16, 3, 4)), ((20, 6, 5), (9, 20))]
 
@@ -375,12 +426,16 @@ def check_per_sample_grad_norms(per_sample_grad_norms: Callable[..., Any]) -> Ve
                 0, widths[2], (shape[0],), generator=torch.Generator().manual_seed(seed)
             )
             squares = per_parameter_squares(model, X, y)
-            calls = []
-            handle = model.register_forward_pre_hook(lambda module, args, c=calls: c.append(1))
+            calls = []  # the number of dimensions of the model's input, at each call
+            handle = model.register_forward_pre_hook(
+                lambda module, args, c=calls: c.append(_dims(args[0] if args else None))
+            )
             what = f"a {'-'.join(map(str, widths))} MLP, X of shape {shape}"
             try:
-                with hinted(ONE_SAMPLE):
-                    got = call(what, per_sample_grad_norms, model, X, y)
+                got = call(what, per_sample_grad_norms, model, X, y)
+            except Mismatch:
+                with hinted(_crash_hint(calls, X)):
+                    raise
             finally:
                 handle.remove()
             names = [name for name, _ in model.named_parameters()]
@@ -398,14 +453,17 @@ def check_per_sample_grad_norms(per_sample_grad_norms: Callable[..., Any]) -> Ve
 
 
 def _hvp_cases():
+    """(description, f, shape of x). The first f is not quadratic: there ∇f(x), H v and the
+    Hessian at v times x all differ, so each mistake that gives one of them is told apart
+    (for a quadratic, ∇f(x) = H x)."""
     A = _random(4, 4, seed=3)
     return [
-        ("f(x) = ½ xᵀAx with A not symmetric, x of shape (4,)", lambda x: 0.5 * x @ (A @ x), (4,)),
         (
             "f(x) = Σ tanh(x)² + x₀x₁³, x of shape (5,)",
             lambda x: (torch.tanh(x) ** 2).sum() + x[0] * x[1] ** 3,
             (5,),
         ),
+        ("f(x) = ½ xᵀAx with A not symmetric, x of shape (4,)", lambda x: 0.5 * x @ (A @ x), (4,)),
         (
             "f(X) = log Σ exp(X @ X.T), X of shape (2, 3)",
             lambda X: torch.logsumexp(X @ X.T, dim=(0, 1)),
@@ -423,6 +481,18 @@ HVP = Hint(
 GRADIENT_NOT_HVP = Hint(
     "your numbers are the gradient ∇f(x), not H v.",
     "jvp returns a pair: the function's value (here the gradient) and its JVP.",
+    HVP.recipe,
+)
+SWAPPED = Hint(
+    "your numbers are the Hessian at v applied to x: x and v have swapped places.",
+    "jvp(func, primals, tangents): the primals say where the derivative is taken (x), the "
+    "tangents in which direction (v).",
+    HVP.recipe,
+)
+PAIR = Hint(
+    "your hvp returns a pair: jvp returns the function's value and its JVP together, "
+    "here ∇f(x) and H v.",
+    "keep the second of the two.",
     HVP.recipe,
 )
 FORMED_H = Hint(
@@ -455,23 +525,56 @@ FINITE_DIFFERENCES = Hint(
 )
 
 
+def _forward_over_reverse(passes: Passes) -> bool:
+    """One unbatched JVP, followed at once by an unbatched backward pass (the gradient's).
+
+    Other unbatched backward passes may come before or after it: a plain gradient, as
+    `torch.func.linearize(grad(f), x)` computes besides its JVP.
+    """
+    if passes.forward != [1] or any(k != 1 for k in passes.backward):
+        return False
+    after = passes.modes.index("forward") + 1
+    return passes.modes[after : after + 1] == ["backward"]
+
+
+def _method_hint(passes: Passes) -> Hint | None:
+    """The hint for the method the passes show, or None for forward-over-reverse."""
+    if _forward_over_reverse(passes):
+        return None
+    if any(k != 1 for k in passes.forward):
+        return FORMED_H
+    if not passes.forward:
+        return FINITE_DIFFERENCES if len(passes.backward) > 1 else REVERSE_OVER_REVERSE
+    return HVP if passes.backward else REVERSE_OVER_FORWARD
+
+
 def _expect_forward_over_reverse(what: str, passes: Passes) -> None:
     """One JVP through f, then the backward pass of the gradient it differentiates."""
-    if passes.events == [("forward", 1), ("backward", 1)]:
+    hint = _method_hint(passes)
+    if hint is None:
         return
-    if any(k != 1 for k in passes.forward):
-        hint = FORMED_H
-    elif not passes.forward:
-        hint = FINITE_DIFFERENCES if len(passes.backward) > 1 else REVERSE_OVER_REVERSE
-    elif not passes.backward:
-        hint = REVERSE_OVER_FORWARD
-    else:
-        hint = HVP
     with hinted(hint):
         raise Mismatch(
             f"{what}: passes through f: expected 1 JVP, then 1 backward pass (forward "
             f"mode over the gradient), got {said(passes)}"
         )
+
+
+def _hvp_mistake(got: object, f: Callable, x: torch.Tensor, v: torch.Tensor) -> Hint | None:
+    """The hint for a known wrong result: jvp's whole pair, ∇f(x), x and v swapped; or None.
+
+    (A wrong result of another kind gets the hint of the method its passes show.)
+    """
+    if isinstance(got, (tuple, list)) and len(got) == 2:
+        return PAIR
+    if not (isinstance(got, torch.Tensor) and got.shape == x.shape):
+        return None
+    got = got.detach().double()
+    if torch.allclose(got, torch.func.grad(f)(x)):
+        return GRADIENT_NOT_HVP
+    if torch.allclose(got, torch.func.jvp(torch.func.grad(f), (v,), (x,))[1]):
+        return SWAPPED
+    return None
 
 
 @learner_check
@@ -480,9 +583,10 @@ def check_hvp(hvp: Callable[..., Any]) -> Verdict:
 
     Compared with `hessian(f)(x)` contracted with `v`; the passes through `f`'s output
     must be one unbatched JVP followed by one backward pass: the JVP reaches `f` in the
-    forward pass and then rides on the backward pass of the gradient. Reverse-over-forward
-    (no backward pass through `f`), reverse-over-reverse (no JVP) and forming H (a JVP
-    carrying n tangents) are each told apart.
+    forward pass and then rides on the backward pass of the gradient (a plain gradient
+    besides, as `linearize` computes, is allowed). Reverse-over-forward (no backward pass
+    through `f`), reverse-over-reverse (no JVP) and forming H (a JVP carrying n tangents)
+    are each told apart, and so are jvp's whole pair, the gradient, and x and v swapped.
     """
 
     def body():
@@ -492,11 +596,7 @@ def check_hvp(hvp: Callable[..., Any]) -> Verdict:
             expected = (H @ v.reshape(-1)).reshape(shape)
             counted, passes = count_passes(f)
             got = call(what, hvp, counted, x, v)
-            gradient = torch.func.grad(f)(x)
-            returned_gradient = isinstance(got, torch.Tensor) and got.shape == gradient.shape
-            if returned_gradient:
-                returned_gradient = torch.allclose(got.detach().double(), gradient)
-            with hinted(GRADIENT_NOT_HVP if returned_gradient else HVP):
+            with hinted(_hvp_mistake(got, f, x, v) or _method_hint(passes) or HVP):
                 expect_close(got, expected, what, rtol=1e-9)
             _expect_forward_over_reverse(what, passes)
         return "H v right on 3 functions, by one JVP through one backward pass"
@@ -605,8 +705,9 @@ for _k in ("3", "-1", "0.5"):
     DUAL_HINTS[f"a ** {_k}"] = DUAL_HINTS["a ** k"]
 DUAL_HINTS["a - b / a"] = DUAL_HINTS["2 / a - 1"] = DUAL_HINTS["composite"]
 SIGMOID_OVERFLOW = Hint(
-    "σ(a) = 1 / (1 + e⁻ᵃ) needs e¹⁰⁰⁰ at a = −1000, far beyond the largest float "
-    "(about 1.8e308): compute σ from an exponential that never exceeds 1.",
+    "at a = ±1000 the textbook forms of σ need e¹⁰⁰⁰ (1 / (1 + e⁻ᵃ) at a = −1000, "
+    "eᵃ / (1 + eᵃ) at a = 1000), far beyond the largest float (about 1.8e308): compute σ "
+    "from an exponential that never exceeds 1.",
     "e = exp(−|a|) is at most 1: σ(a) = 1 / (1 + e) for a ≥ 0 and e / (1 + e) for a < 0; "
     "then σ′ = σ(1 − σ).",
     SIGMOID_RECIPE,
@@ -756,6 +857,13 @@ DUAL_JACOBIAN = Hint(
     "columns = [[out.tangent for out in f([Dual(x, float(i == j)) for i, x in "
     "enumerate(xs)])] for j in range(len(xs))]; return np.array(columns).T.",
 )
+EXTRA_RUNS = Hint(
+    "f ran more often than once per input: one run with one-hot tangents gives a whole "
+    "column, every output's tangent, so no other run is needed (not even one to learn m).",
+    "collect the n columns in a list; each has m entries, and np.array(columns).T puts "
+    "them in place.",
+    DUAL_JACOBIAN.recipe,
+)
 TRANSPOSED = Hint(
     "J has one row per output and one column per input; each run of f gives a column.",
     "you stacked the columns as rows: transpose.",
@@ -796,7 +904,8 @@ def check_dual_jacobian(dual_jacobian: Callable[..., Any], Dual: type) -> Verdic
                 expect_close(got, expected, what, rtol=1e-12, dtype=False)
             by_vjps = value_jacobian(engine().Value, f, xs)
             expect_close(got, by_vjps, f"{what}: against Chapter 4's Jacobian by VJPs", rtol=1e-12)
-            expect_equal(len(runs), len(xs), f"{what}: number of runs of f (one per input)")
+            with hinted(EXTRA_RUNS if len(runs) > len(xs) else DUAL_JACOBIAN):
+                expect_equal(len(runs), len(xs), f"{what}: number of runs of f (one per input)")
             expect(
                 all(name == Dual.__name__ for run in runs for name in run),
                 f"{what}: f was called with {runs[0]}, expected a list of Duals",
