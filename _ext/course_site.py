@@ -14,10 +14,19 @@
   buttons took the clicks meant for the visible ☰ and Contents buttons.
 - Search ranks the chapters' sections: Sphinx's search only matches a section title when
   the query is at least half as long as the title, so "view" found four "Overview"
-  sections and never "Views: one storage, many shapes". Every word of a chapter's
-  section titles becomes a (main) index entry pointing at its section, and
-  ``search_scorer.js`` names the section in the result and ranks a section whose title
-  starts with the word first.
+  sections and never "Views: one storage, many shapes", and "DDP" none; a word found in
+  a page's text leads to the top of the page. Every word of a chapter's section titles,
+  every name in code or acronym there, and every name a section's text is the first to
+  give in code (`all_reduce`, `torch.func.jvp` and `jvp`) become index entries at
+  their section, in the search index only (not the general index). ``search_scorer.js``
+  names the section in the result and ranks first a section whose title names the query
+  in code, then one whose title has the word, then the section that names it.
+- Headings and contents entries break an identifier after a dot, an underscore or
+  before a CamelCase word (``torch.<wbr>distributed``, ``Distributed<wbr>Data<wbr>Parallel``),
+  so that a browser never breaks one inside a word; the execution statistics break a
+  page's name after its folder.
+- On a solution page, myst-nb labels each hidden solution cell "Show code cell source":
+  it reads "Solution to Exercise 1.1 — Predict the shape", as on the exercise pages.
 - sphinx-exercise titles an unnumbered exercise "Exercise (1.1 — Predict the shape)"
   and its solution "Solution to Exercise (1.1 — ...)": the brackets go, so that they
   read "Exercise 1.1 — Predict the shape".
@@ -37,7 +46,6 @@ from pathlib import Path
 import nbformat
 from docutils import nodes
 from jupyter_cache import get_cache
-from sphinx import addnodes
 from sphinx.transforms.post_transforms import SphinxPostTransform
 
 from course.book import EXECUTION_RECORD
@@ -113,39 +121,101 @@ def give_output_images_alt_text(app, doctree, docname):
 
 def use_course_templates(app, config):
     """Put ``_ext/templates`` first on the template path (see ``sections/header.html``),
-    and rank search results with ``search_scorer.js``."""
+    and rank search results with ``search_scorer.js`` (and its data, `write_search_scorer`)."""
     config.templates_path = [str(TEMPLATES), *config.templates_path]
-    config.html_search_scorer = str(Path(__file__).resolve().parent / "search_scorer.js")
+    config.html_search_scorer = str(Path(app.doctreedir, SCORER_BUILT))
 
 
 TITLE_WORD = re.compile(r"[A-Za-z][A-Za-z_-]{3,}")
 COMMON_WORDS = {"with", "what", "when", "that", "this", "does", "from", "into", "your"}
+# A Python name, dotted or not: `all_reduce`, `torch.func.jvp`, `autograd.Function`.
+NAME = re.compile(r"[A-Za-z_][A-Za-z0-9_]*(?:\.[A-Za-z_][A-Za-z0-9_]*)*")
+ACRONYM = re.compile(r"\b[A-Z]{2,}[0-9]*\b")
+
+
+def name_and_suffixes(name: str) -> list[str]:
+    """``torch.func.jvp`` is searched as itself, as ``func.jvp`` and as ``jvp``."""
+    parts = name.lower().split(".")
+    return [".".join(parts[i:]) for i in range(len(parts))]
+
+
+def names_in_title(title: nodes.title) -> list[str]:
+    """The names a title gives in code (whole: `no_sync`, not `y.t().view(-1)`) and the
+    acronyms it uses (DDP), each with its dotted suffixes, lowercase."""
+    names = [
+        name
+        for literal in title.findall(nodes.literal)
+        if NAME.fullmatch(literal.astext())
+        for name in name_and_suffixes(literal.astext())
+    ]
+    plain = "".join(t.astext() for t in title.findall(nodes.Text) if not in_literal(t))
+    return list(dict.fromkeys(names + [word.lower() for word in ACRONYM.findall(plain)]))
+
+
+def in_literal(node) -> bool:
+    """Whether ``node`` sits inside inline code."""
+    while node is not None:
+        if isinstance(node, nodes.literal):
+            return True
+        node = node.parent
+    return False
+
+
+def names_in_text(section: nodes.section) -> set[str]:
+    """The names a section's own text gives in inline code (not its title's, not its
+    subsections'), with their dotted suffixes: at least 3 characters long."""
+    found = set()
+    for child in section.children[1:]:
+        if isinstance(child, nodes.section):
+            continue
+        for literal in child.findall(nodes.literal):
+            for name in NAME.findall(literal.astext()):
+                found.update(n for n in name_and_suffixes(name) if len(n) >= 3)
+    return found
 
 
 def index_section_titles(app, doctree):
-    """An index entry for each word of each section title of a chapter, at its section."""
+    """Record, for a chapter, the search entries of its sections and the names each
+    section title gives: its title's words and names, and the names each section is the
+    first to give in its text. The page's own title section has the target "" (the top
+    of the page); its text (the chapter's opening) names too much to be a target."""
     if not app.env.docname.startswith("chapters/"):
         return
-    for section in doctree.findall(nodes.section):
-        if not section["ids"] or not isinstance(section[0], nodes.title):
-            continue
-        words = dict.fromkeys(
-            word.lower()
-            for word in TITLE_WORD.findall(section[0].astext())
-            if word.lower() not in COMMON_WORDS
-        )
-        entries = [("single", word, section["ids"][0], "main", None) for word in words]
-        if entries:
-            section.insert(1, addnodes.index(entries=entries, inline=False))
-            index = app.env.course_title_index = getattr(app.env, "course_title_index", {})
-            index.setdefault(app.env.docname, set()).update(
-                (word, target, main) for _, word, target, main, _ in entries
-            )
+    sections = [s for s in doctree.findall(nodes.section) if s["ids"]]
+    sections = [s for s in sections if s.children and isinstance(s[0], nodes.title)]
+    entries, title_names, named = set(), {}, set()
+    for position, section in enumerate(sections):
+        target = section["ids"][0] if position else ""
+        words = [w.lower() for w in TITLE_WORD.findall(section[0].astext())]
+        names = names_in_title(section[0])
+        if names:
+            title_names[target] = names
+        entries.update((w, target) for w in words if w not in COMMON_WORDS)
+        entries.update((name, target) for name in names)
+        if position:
+            first = names_in_text(section) - named
+            entries.update((name, target) for name in first)
+            named |= first
+    env = app.env
+    env.course_title_index = getattr(env, "course_title_index", {})
+    env.course_title_index[env.docname] = {(key, target, "main") for key, target in entries}
+    env.course_title_names = getattr(env, "course_title_names", {})
+    env.course_title_names[env.docname] = title_names
 
 
 def forget_title_index(app, env, docname):
     """A page read again gets its title words anew."""
     getattr(env, "course_title_index", {}).pop(docname, None)
+    getattr(env, "course_title_names", {}).pop(docname, None)
+
+
+def merge_title_index(app, env, docnames, other):
+    """Pages read in parallel bring their entries back to the main environment."""
+    for attribute in ("course_title_index", "course_title_names"):
+        mine = getattr(env, attribute, {})
+        theirs = getattr(other, attribute, {})
+        mine.update({d: theirs[d] for d in docnames if d in theirs})
+        setattr(env, attribute, mine)
 
 
 def keep_title_index_in_search(app):
@@ -154,15 +224,107 @@ def keep_title_index_in_search(app):
     Sphinx 7.4 gathers a page's index entries when it writes the page, and keeps them in
     memory only: after an incremental build, `searchindex.js` would hold the entries of
     the rewritten pages alone, and search would stop ranking sections. The entries are
-    kept in the pickled environment instead, and restored here, before the index is dumped.
+    kept in the pickled environment instead, and added here, before the index is dumped
+    (they are in no page's doctree, so the general index does not list them).
     """
     indexer = getattr(app.builder, "indexer", None)
     if indexer is None:
         return []
     for docname, entries in getattr(app.env, "course_title_index", {}).items():
-        if not indexer._index_entries.get(docname):
-            indexer._index_entries[docname] = sorted(entries)
+        known = indexer._index_entries.get(docname) or []
+        indexer._index_entries[docname] = sorted(set(known) | set(entries))
     return []
+
+
+SCORER = Path(__file__).resolve().parent / "search_scorer.js"
+SCORER_BUILT = "course_search_scorer.js"
+
+
+def write_search_scorer(app, env):
+    """``search_scorer.js`` with the names each chapter's section titles give, for the
+    search page (Sphinx reads the file when it starts writing, after this event)."""
+    names = json.dumps(getattr(env, "course_title_names", {}), sort_keys=True)
+    Path(app.doctreedir).mkdir(parents=True, exist_ok=True)
+    Path(app.doctreedir, SCORER_BUILT).write_text(
+        f"var COURSE_TITLE_NAMES = {names};\n{SCORER.read_text(encoding='utf-8')}",
+        encoding="utf-8",
+    )
+
+
+class wbr(nodes.Inline, nodes.Element):
+    """A place where a line may break: ``<wbr>`` in HTML, nothing in other formats."""
+
+
+def visit_wbr_html(self, node):
+    """Write ``<wbr>``."""
+    self.body.append("<wbr>")
+    raise nodes.SkipNode
+
+
+def skip_node(self, node):
+    """Write nothing."""
+    raise nodes.SkipNode
+
+
+# After a dot, an underscore or a slash, and before the capital of a CamelCase word.
+BREAK = re.compile(r"(?<=[._/])(?=[^._/)])|(?<=[a-z])(?=[A-Z])")
+
+
+def add_line_breaks(text_node: nodes.Text, pattern=BREAK) -> None:
+    """Split ``text_node`` at each place ``pattern`` matches, a ``wbr`` between pieces."""
+    text = str(text_node)
+    cuts = [m.start() for m in pattern.finditer(text) if 0 < m.start() < len(text)]
+    if not cuts:
+        return
+    pieces = [text[a:b] for a, b in zip([0, *cuts], [*cuts, len(text)], strict=True)]
+    parent = text_node.parent
+    index = parent.index(text_node)
+    new = [nodes.Text(pieces[0])]
+    for piece in pieces[1:]:
+        new += [wbr(), nodes.Text(piece)]
+    parent[index : index + 1] = new
+
+
+def break_identifiers_in_titles(node) -> None:
+    """Let the code in the titles under ``node`` break between words only."""
+    for title in list(node.findall(nodes.title)):
+        for literal in list(title.findall(nodes.literal)):
+            if next(literal.findall(wbr), None) is None:
+                for text in list(literal.findall(nodes.Text)):
+                    add_line_breaks(text)
+
+
+def break_titles_when_read(app, doctree):
+    """Before the contents are gathered from the titles (at the default priority)."""
+    break_identifiers_in_titles(doctree)
+
+
+def keep_words_whole(text_node: nodes.Text) -> None:
+    """Each word of ``text_node`` unbroken (a line may break between words only)."""
+    words = [nodes.inline(w, w, classes=["course-nowrap"]) for w in text_node.split()]
+    spaced = [piece for word in words for piece in (nodes.Text(" "), word)][1:]
+    text_node.parent.replace(text_node, spaced)
+
+
+STATISTICS_HEADER = ["Document", "Modified", "Method", "Run Time (s)", "Status"]
+
+
+def break_page_names_in_statistics(app, doctree, docname):
+    """In the execution statistics, "chapters/<wbr>distributed": a phone breaks the name
+    after its folder, not inside a word, and "2026-12-06 07:45" between the day and the
+    time, not after a hyphen; the table gets a class for the stylesheet."""
+    for table in doctree.findall(nodes.table):
+        head, body = next(table.findall(nodes.thead), None), next(table.findall(nodes.tbody), None)
+        if head is None or body is None:
+            continue
+        if [entry.astext() for entry in head.findall(nodes.entry)] != STATISTICS_HEADER:
+            continue
+        table["classes"].append("execution-statistics")
+        for row in body.findall(nodes.row):
+            for text in list(row[0].findall(nodes.Text)):
+                add_line_breaks(text, re.compile(r"(?<=/)"))
+            for text in list(row[1].findall(nodes.Text)):
+                keep_words_whole(text)
 
 
 class ExerciseTitlesWithoutBrackets(SphinxPostTransform):
@@ -187,6 +349,53 @@ class ExerciseTitlesWithoutBrackets(SphinxPostTransform):
                 continue
             opening.parent.replace(opening, nodes.Text(" "))
             closing.parent.remove(closing)
+        break_identifiers_in_titles(self.document)
+
+
+SOLUTION_MARK = re.compile(r"# BEGIN SOLUTION (\d+\.\d+)")
+
+
+def exercise_number(title: str) -> str | None:
+    """ "1.1" of "Exercise 1.1 — Predict the shape"."""
+    found = re.match(r"Exercise (\d+\.\d+)", title)
+    return found[1] if found else None
+
+
+def exercise_order(number: str) -> tuple[int, ...]:
+    """4.2 before 4.10."""
+    return tuple(int(part) for part in number.split("."))
+
+
+def solution_label(numbers: list[str], titles: dict[str, str]) -> str:
+    """ "Solution to Exercise 1.1 — Predict the shape", or "Solution to Exercises 4.1,
+    4.2 and 4.3" for a cell that solves several."""
+    if len(numbers) == 1:
+        return f"Solution to {titles.get(numbers[0], 'Exercise ' + numbers[0])}"
+    return f"Solution to Exercises {', '.join(numbers[:-1])} and {numbers[-1]}"
+
+
+class SolutionCellLabels(SphinxPostTransform):
+    """On a solution page, a hidden code cell is labelled with the exercises it solves
+    (its `# BEGIN SOLUTION 1.1` marks, or the exercise above it), not "Show code cell
+    source"."""
+
+    default_priority = 100  # after the exercise titles (30), before myst-nb hides cells (199)
+
+    def run(self):
+        """Set the label of each hidden cell of a solution page."""
+        if not self.env.docname.startswith("solutions/"):
+            return
+        titles, above = {}, None
+        for node in self.document.findall(nodes.Element):
+            if isinstance(node, nodes.title) and type(node.parent).__name__.startswith("exercise"):
+                above = exercise_number(node.astext()) or above
+                if above:
+                    titles[above] = node.astext()
+            elif node.get("nb_element") == "cell_code" and node.get("hide_mode"):
+                marks = SOLUTION_MARK.findall(node.astext())
+                numbers = sorted(set(marks), key=exercise_order) or ([above] if above else [])
+                if numbers:
+                    node["prompt_show"] = node["prompt_hide"] = solution_label(numbers, titles)
 
 
 def newest_change(folder: Path) -> float:
@@ -252,8 +461,21 @@ def unique_exercise_ids(app, doctree, docname):
 def setup(app):
     """Register the course's handlers and transform with Sphinx."""
     app.add_post_transform(ExerciseTitlesWithoutBrackets)
+    app.add_post_transform(SolutionCellLabels)
+    app.add_node(
+        wbr,
+        html=(visit_wbr_html, None),
+        latex=(skip_node, None),
+        text=(skip_node, None),
+        man=(skip_node, None),
+        texinfo=(skip_node, None),
+    )
     app.connect("doctree-read", index_section_titles)
+    app.connect("doctree-read", break_titles_when_read, priority=400)
+    app.connect("doctree-resolved", break_page_names_in_statistics)
     app.connect("env-purge-doc", forget_title_index)
+    app.connect("env-merge-info", merge_title_index)
+    app.connect("env-updated", write_search_scorer)
     app.connect("env-get-outdated", rebuild_when_assets_change)
     app.connect("env-get-outdated", reread_pages_executed_since)
     app.connect("html-collect-pages", keep_title_index_in_search)

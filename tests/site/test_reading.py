@@ -10,27 +10,12 @@ import re
 
 import pytest
 
-from tests.site.pages import CHAPTERS, PAGES, WIDTHS, listing
+from tests.site.pages import BOOK, CHAPTERS, PAGES, SITE, WIDTHS, listing
+from tests.site.reader import in_view, visible_one
 
 pytestmark = pytest.mark.site
 
 PAGE = "chapters/tensors"
-
-
-def in_view(tab, locator) -> bool:
-    """Whether the element is on screen: visible, its top inside the viewport."""
-    if not locator.is_visible():
-        return False
-    box = locator.bounding_box()
-    height = tab.viewport_size["height"]
-    return box is not None and box["width"] > 0 and 0 <= box["y"] < height
-
-
-def visible_one(tab, selector: str):
-    """The only visible element matching ``selector`` (a reader taps what they see)."""
-    found = tab.locator(f"{selector} >> visible=true")
-    assert found.count() == 1, f"{found.count()} visible elements match {selector}"
-    return found.first
 
 
 @pytest.mark.parametrize("width", WIDTHS)
@@ -157,3 +142,86 @@ def test_search_ranks_a_relevant_section_first(visits, query, page):
         + listing(results[:5])
     )
     assert href.startswith(page or "chapters/"), f"{query!r}: first result {href}"
+
+
+def section_titles(page: str) -> dict[str, str]:
+    """The id and text of each section heading of a built page (its title's id too)."""
+    html = (SITE / f"{page}.html").read_text(encoding="utf-8")
+    heading = r'<section[^>]*\bid="([^"]+)"[^>]*>\s*(?:<span id="[^"]*"></span>)*'
+    found = re.findall(heading + r"<h[1-6][^>]*>(.*?)</h[1-6]>", html, re.S)
+    return {i: re.sub(r"<[^>]+>|#", "", text).strip() for i, text in found}
+
+
+NAME = r"[A-Za-z_]\w*(?:\.[A-Za-z_]\w*)*"
+
+
+def title_identifiers() -> list[tuple[str, str]]:
+    """(identifier, chapter) for each name in code in a chapter's section titles
+    (`no_sync`, `torch.distributed`) and each acronym (DDP, GPU), from the book's sources."""
+    found = {}
+    for chapter in CHAPTERS:
+        text = (BOOK / f"{chapter}.md").read_text(encoding="utf-8")
+        prose = re.sub(r"^(```|~~~).*?^\1", "", text, flags=re.M | re.S)  # not code cells
+        for title in re.findall(r"^#{1,6} (.+)$", prose, re.M):
+            names = re.findall(rf"`({NAME})`", title)
+            names += re.findall(r"\b[A-Z]{2,}\b", re.sub(r"`[^`]*`", "", title))
+            for name in names:
+                found.setdefault(name, chapter)
+    return sorted(found.items())
+
+
+@pytest.mark.parametrize(("name", "chapter"), title_identifiers())
+def test_searching_a_name_in_a_section_title_ranks_that_section_first(visits, name, chapter):
+    """ "no_sync", "DistributedSampler", "DDP" (short, but a title's word): the first
+    result is a section whose title names it, not the top of its chapter."""
+    results = search_results(visits, name)
+    assert results, f"searching {name!r} finds nothing"
+    title, href = results[0]
+    page, _, anchor = href.partition("#")
+    titles = section_titles(page.removesuffix(".html")) if page.startswith("chapters/") else {}
+    first = next(iter(titles), None)
+    heading = titles.get(anchor or first, "")
+    word = rf"(?<![\w.]){re.escape(name)}(?![\w])"
+    assert re.search(word, heading), (
+        f"searching {name!r} ranks first {title!r} ({href}), whose title does not name it;"
+        " the first five:" + listing(results[:5])
+    )
+
+
+@pytest.mark.parametrize(
+    ("query", "page"), [("jvp", "chapters/forward"), ("all_reduce", "chapters/distributed")]
+)
+def test_a_name_searched_lands_on_the_section_that_names_it_highlighted(visits, query, page):
+    """ "jvp" and "all_reduce" are named in a section's text (not its title): the first
+    result opens that section, not the top of the chapter, and the page highlights the
+    word where the reader lands."""
+    context, tab, visit = visits.open()
+    try:
+        tab.goto(visits.url("search") + f"?q={query}", wait_until="load")
+        first = tab.locator("#search-results ul.search li > a").first
+        first.wait_for(state="visible", timeout=20000)
+        href = first.get_attribute("href")
+        assert href.startswith(f"{page}.html#"), f"{query!r}: the first result is {href}"
+        anchor = href.split("#", 1)[1]
+        first.click()
+        tab.wait_for_url(f"**/{page}.html#{anchor}", timeout=5000)
+        tab.wait_for_timeout(800)
+        section = tab.locator(f"section[id='{anchor}']")
+        codes = section.locator("p code").all_inner_texts()
+        assert any(re.search(rf"\b{query}\b", code) for code in codes), (
+            f"#{anchor} does not name {query!r} in its text"
+        )
+        marks = tab.evaluate(
+            """() => [...document.querySelectorAll('article span.highlighted')].map((s) => {
+                const r = s.getBoundingClientRect();
+                return [s.textContent, r.top >= 0 && r.bottom <= innerHeight,
+                        getComputedStyle(s).backgroundColor];
+            })"""
+        )
+    finally:
+        context.close()
+    assert marks, f"{query!r} is not highlighted on {page}"
+    assert all(text.lower() == query for text, *_ in marks), marks[:5]
+    assert any(on_screen for _, on_screen, _ in marks), f"no highlighted {query!r} on screen"
+    assert all(colour not in ("rgba(0, 0, 0, 0)", "transparent") for *_, colour in marks)
+    assert not visit.console_errors, listing(visit.console_errors)
