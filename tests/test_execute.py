@@ -219,7 +219,7 @@ def test_ctrl_c_stops_every_run_at_once_kernels_included(tmp_path):
         text=True,
         start_new_session=True,  # its own process group, as a terminal's job is
     )
-    deadline = time.monotonic() + 60
+    deadline = time.monotonic() + 120
     while not pid_file.exists() or not pid_file.read_text():
         assert time.monotonic() < deadline, "the kernel never started"
         assert run.poll() is None, run.communicate()
@@ -227,8 +227,10 @@ def test_ctrl_c_stops_every_run_at_once_kernels_included(tmp_path):
     kernel = int(pid_file.read_text())
     os.killpg(run.pid, signal.SIGINT)  # what Ctrl-C sends to the terminal's job
     started = time.monotonic()
-    out, err = run.communicate(timeout=30)
-    assert time.monotonic() - started < 10, "the tool took more than 10 s to stop"
+    # the pipes close when every process holding them has ended: a worker the pool forked
+    # anew, left running after the tool, would make this time out
+    out, err = run.communicate(timeout=60)
+    assert time.monotonic() - started < 20, "the tool took more than 20 s to stop"
     assert run.returncode == 130, (run.returncode, out, err)
     assert "interrupted: every notebook run stopped" in err, err
     assert "Traceback" not in err, err

@@ -279,14 +279,29 @@ def run_apart_from_ctrl_c(run):
 
 
 def stop_children() -> None:
-    """Kill every process this one started, the kernels its workers started included."""
+    """Kill every process this one started, the kernels its workers started included.
+
+    The pool would replace a killed worker at once (its handler thread polls every 0.1 s),
+    and a new worker would outlive this process: first the pools are told to make no more.
+    """
+    import gc
+    import multiprocessing.pool
+
     import psutil
 
-    children = psutil.Process().children(recursive=True)  # before the workers die
-    for child in children:
-        with contextlib.suppress(psutil.NoSuchProcess):
-            child.kill()
-    psutil.wait_procs(children, timeout=10)
+    for pool in [o for o in gc.get_objects() if isinstance(o, multiprocessing.pool.Pool)]:
+        handler = getattr(pool, "_worker_handler", None)
+        if handler is not None:
+            handler._state = multiprocessing.pool.TERMINATE
+    time.sleep(0.3)  # a handler in its poll sees the state before it forks again
+    for _ in range(5):
+        children = psutil.Process().children(recursive=True)  # before the workers die
+        if not children:
+            return
+        for child in children:
+            with contextlib.suppress(psutil.NoSuchProcess):
+                child.kill()
+        psutil.wait_procs(children, timeout=5)
 
 
 def main(argv: list[str] | None = None) -> int:
