@@ -122,6 +122,23 @@ def bench_check(runs: int) -> dict:
     return results
 
 
+def bench_memory(runs: int) -> dict:
+    """Chapter 7: activation checkpointing of a 36-layer MLP, peak memory and time per
+    number of segments (one thread; `course.memory.checkpoint_curve`, the chapter's code)."""
+    from course.memory import checkpoint_curve
+
+    curves = [checkpoint_curve(repeats=2) for _ in range(runs)]
+    results = {}
+    plain = curves[0][0]
+    for point in curves[0]:
+        name = "no checkpoint" if point.segments == 0 else f"{point.segments} segments"
+        seconds = [curve[curves[0].index(point)].seconds for curve in curves]
+        results[f"{name}: peak memory / without checkpoint"] = stats([point.peak / plain.peak])
+        results[f"{name}: FLOP / without checkpoint"] = stats([point.flops / plain.flops])
+        results[f"{name}: step time (ms)"] = stats([1000 * t for t in seconds])
+    return results
+
+
 def matmul_gflops(runs: int, dtype=torch.float32, n: int = 2048) -> dict:
     """This machine's matmul throughput: the FLOP floor that training is compared with."""
     a, b = torch.randn(n, n, dtype=dtype), torch.randn(n, n, dtype=dtype)
@@ -394,6 +411,7 @@ def bench_distributed(runs: int, batch: int = 128, steps: int = 40) -> dict:
 SECTIONS: dict[str, Callable[[argparse.Namespace], dict]] = {
     "book": lambda args: bench_book(args.runs, args.with_test),
     "check": lambda args: bench_check(args.runs),
+    "memory": lambda args: bench_memory(args.runs),
     "mnist": lambda args: bench_mnist(args.runs),
     "engine": lambda args: bench_engine(args.runs),
     "distributed": lambda args: bench_distributed(args.runs),
