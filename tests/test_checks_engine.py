@@ -425,3 +425,109 @@ def test_an_output_that_never_requires_grad_gets_the_hint_about_building_outputs
     assert "the output's requires_grad: expected True, got False" in message, message
     assert "Tensor._node" in checks.check_tensor_elementwise(E.Tensor).message  # the nudge
     assert "unbroadcast" not in message, message
+
+
+# --- Review: each common mistake gets a hint that names its own cause -----------------------
+
+
+def backward_wiping_the_leaves(self):
+    """Sets every grad to 0 before the pass, the leaves' too: a second call forgets the first."""
+    order = E.topological_order(self)
+    for node in order:
+        node.grad = 0.0
+    self.grad = 1.0
+    for node in reversed(order):
+        node._backward()
+
+
+def test_a_backward_that_wipes_the_leaves_is_told_so_not_about_intermediates(monkeypatch, capsys):
+    monkeypatch.setattr(E.Value, "backward", backward_wiping_the_leaves)
+    message = checks.check_value_backward(E.Value).message
+    assert "the first call's was wiped" in message, message
+    assert "intermediate nodes still hold" not in message, message
+
+
+def pow_off_by_one(k):
+    """`a ** k` computed as a ** (k + 1), with the right backward rule."""
+    return tensor_op(lambda a: a ** (k + 1), lambda a, out: [k * a.data ** (k - 1) * out.grad])
+
+
+@pytest.mark.parametrize(
+    ("attribute", "wrong", "cause"),
+    [
+        ("exp", tensor_op(np.exp2, lambda a, out: [out.data * out.grad]), "d exp(a)/da"),
+        ("log", tensor_op(np.log10, lambda a, out: [out.grad / a.data]), "d log(a)/da"),
+        ("tanh", lambda self: np.tan_h(self.data), "d tanh(a)/da"),  # a typo: AttributeError
+        ("__pow__", lambda self, k: pow_off_by_one(k)(self), "a ** (k - 1)"),
+    ],
+    ids=["exp-value", "log-value", "tanh-crash", "pow-value"],
+)
+def test_a_wrong_unary_op_gets_its_own_hint_not_the_one_about_requires_grad(
+    attribute, wrong, cause, monkeypatch, capsys
+):
+    monkeypatch.setattr(E.Tensor, attribute, wrong)
+    message = checks.check_tensor_elementwise(E.Tensor).message
+    assert cause in message, message
+    assert "does not require grad" not in message, message
+
+
+def unbroadcast_without_keepdims(grad, shape):
+    grad = grad.sum(axis=tuple(range(grad.ndim - len(shape))))
+    return grad.sum(axis=tuple(i for i, n in enumerate(shape) if n == 1 and grad.shape[i] != 1))
+
+
+def unbroadcast_aligned_left(grad, shape):
+    """Sums grad's last axes away, as if broadcasting lined shapes up from the left."""
+    grad = grad.sum(axis=tuple(range(len(shape), grad.ndim)))
+    stretched = tuple(i for i, n in enumerate(shape) if n == 1 and grad.shape[i] != 1)
+    return grad.sum(axis=stretched, keepdims=True)
+
+
+def unbroadcast_by_mean(grad, shape):
+    grad = grad.mean(axis=tuple(range(grad.ndim - len(shape))))
+    stretched = tuple(i for i, n in enumerate(shape) if n == 1 and grad.shape[i] != 1)
+    return grad.mean(axis=stretched, keepdims=True)
+
+
+@pytest.mark.parametrize(
+    ("wrong", "cause"),
+    [
+        (unbroadcast_without_keepdims, "summing over an axis removes it"),
+        (unbroadcast_aligned_left, "lines shapes up from the right"),
+        (unbroadcast_by_mean, "not their mean"),
+    ],
+    ids=["keepdims", "aligned-left", "mean"],
+)
+def test_a_wrong_unbroadcast_is_told_its_cause(wrong, cause, capsys):
+    message = checks.check_unbroadcast(wrong).message
+    assert cause in message, message
+
+
+def global_max_log_softmax(x):
+    """Shifts by the largest logit of the whole batch: a row far below it underflows."""
+    shifted = x - x.data.max()
+    return shifted - shifted.exp().sum(axis=-1, keepdims=True).log()
+
+
+@pytest.mark.filterwarnings("ignore::RuntimeWarning")  # the log of an underflowed sum
+def test_a_shift_by_the_batchs_maximum_is_told_about_underflow(monkeypatch, capsys):
+    monkeypatch.setattr(E, "log_softmax", global_max_log_softmax)
+    message = run_check("cross_entropy").message
+    assert "underflows to 0" in message, message
+
+
+def velocity_lost_step(self):
+    """`v = ...` rebinds the loop variable: self.velocities never change."""
+    for p, v in zip(self.parameters, self.velocities, strict=True):
+        v = self.momentum * v + p.grad
+        p.data -= self.lr * v
+
+
+def test_a_velocity_that_does_not_carry_over_is_named(monkeypatch, capsys):
+    monkeypatch.setattr(E.SGD, "step", velocity_lost_step)
+    message = run_check("mlp_sgd").message
+    assert "as plain SGD (momentum 0) moves them" in message, message
+    monkeypatch.setattr(E.SGD, "step", dampened_step)
+    message = run_check("mlp_sgd").message
+    assert "no factor 1 - momentum" in message, message
+    assert "plain SGD" not in message, message

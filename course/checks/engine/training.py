@@ -2,9 +2,11 @@
 torch, the accuracy on the test set and the step time.
 """
 
+import copy
 import math
 import time
 from collections.abc import Callable
+from contextlib import nullcontext
 from typing import Any
 
 import numpy as np
@@ -20,10 +22,18 @@ from course.checks import (
     expect,
     expect_close,
     expect_equal,
+    hinted,
     learner_check,
     rng,
 )
-from course.checks.engine.cases import DTYPES, TensorCase, close, compare_case, engine_hinted
+from course.checks.engine.cases import (
+    DTYPES,
+    TensorCase,
+    _matches,
+    close,
+    compare_case,
+    engine_hinted,
+)
 from course.threads import same_threads
 
 LOG_SOFTMAX_HINT = Hint(
@@ -32,10 +42,11 @@ LOG_SOFTMAX_HINT = Hint(
     "`x - x.exp().sum(axis=-1, keepdims=True).log()`, with the max shift of the next cases",
 )
 SHIFT_HINT = Hint(
-    "exp overflows for logits near 1000 (and a row with -inf needs care), but "
-    "log_softmax(x) = log_softmax(x - m) for any constant m.",
-    "Subtract each row's maximum, taken from x.data (a constant), before exp: every "
-    "exponent is then at most 0.",
+    "exp overflows for a logit near 1000, and for a row near -1000 every exp underflows to "
+    "0, whose log is -inf (a row with -inf needs care too); but log_softmax(x) = "
+    "log_softmax(x - m) for any m that is constant along the row.",
+    "Subtract each row's own maximum, taken from x.data (a constant), before exp: every "
+    "exponent is then at most 0, and the largest is exactly 0.",
     "`shifted = x - x.data.max(axis=-1, keepdims=True)` and "
     "`shifted - shifted.exp().sum(axis=-1, keepdims=True).log()`",
 )
@@ -153,6 +164,13 @@ SGD_HINT = Hint(
     "`for p, v in zip(self.parameters, self.velocities): v *= self.momentum; "
     "v += p.grad; p.data -= self.lr * v`",
 )
+NO_MOMENTUM_HINT = Hint(
+    "Your parameters moved as plain SGD (momentum 0) moves them: no velocity carried over "
+    "from the step before.",
+    "`v = self.momentum * v + p.grad` makes a new array and leaves self.velocities as they "
+    "were; change each velocity in place (`v *= ...`, `v += ...`).",
+    SGD_HINT.recipe,
+)
 
 
 @learner_check
@@ -190,19 +208,26 @@ def check_mlp_sgd(MLP: type, SGD: type, Tensor: type) -> Verdict:
 
     def sgd(model, reference, x):
         optimizer = SGD(model.parameters(), lr=0.1, momentum=0.9)
-        torch_optimizer = torch.optim.SGD(reference.parameters(), lr=0.1, momentum=0.9)
+        plain = copy.deepcopy(reference)  # what a step that loses the velocity gives
+        torch_optimizers = [
+            torch.optim.SGD(net.parameters(), lr=0.1, momentum=m)
+            for net, m in ((reference, 0.9), (plain, 0.0))
+        ]
         for step in range(1, 4):
             optimizer.zero_grad()
             (model(Tensor(x)) ** 2).mean().backward()
             optimizer.step()
-            torch_optimizer.zero_grad()
-            (reference(torch.from_numpy(x)) ** 2).mean().backward()
-            torch_optimizer.step()
-            for i, (p, q) in enumerate(
-                zip(model.parameters(), reference.parameters(), strict=False)
+            for net, torch_optimizer in zip((reference, plain), torch_optimizers, strict=True):
+                torch_optimizer.zero_grad()
+                (net(torch.from_numpy(x)) ** 2).mean().backward()
+                torch_optimizer.step()
+            for i, (p, q, r) in enumerate(
+                zip(model.parameters(), reference.parameters(), plain.parameters(), strict=False)
             ):
                 what = f"parameter {i} after SGD step {step} (lr=0.1, momentum=0.9)"
-                close(p.data, q, what)
+                no_momentum = step > 1 and _matches(p.data, r.detach().numpy())
+                with hinted(NO_MOMENTUM_HINT) if no_momentum else nullcontext():
+                    close(p.data, q, what)
 
     def body():
         with engine_hinted(MLP_HINT, "MLP"):
