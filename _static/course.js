@@ -50,12 +50,13 @@
   const READ_ME = ".c, .c1, .ch, .cm, .sd"; // comments and docstrings (Pygments)
   const MIN_ROOM = 12; // characters: a comment that starts further right scrolls
 
-  /* A docstring over several lines is one span: one span per line, its indentation
-   * outside, so that each line wraps under its own first column. */
+  /* A docstring is one span per line (or one span over several lines), each line's
+   * indentation inside it: one span per line, its indentation outside, so that each
+   * line wraps under its own first column. */
   function oneSpanPerLine(pre) {
     for (const span of pre.querySelectorAll(".sd")) {
       const lines = span.textContent.split("\n");
-      if (lines.length < 2) continue;
+      if (lines.length < 2 && !/^\s/.test(lines[0])) continue;
       const pieces = [];
       lines.forEach((line, index) => {
         if (index) pieces.push("\n");
