@@ -525,6 +525,23 @@ def collectives(rank: int, world_size: int) -> dict:
     }
 
 
+def late_arrival(rank: int, world_size: int, delay: float) -> dict:
+    """Seconds this rank spends in a broadcast from rank 0, then in an all_reduce, when
+    every rank but 0 calls each of them `delay` seconds late: whether a collective
+    returns before every rank has called it."""
+    spent = {}
+    for name in ("broadcast", "all_reduce"):
+        if rank != 0:
+            time.sleep(delay)
+        start = time.perf_counter()
+        if name == "broadcast":
+            dist.broadcast(torch.zeros(4), src=0)
+        else:
+            dist.all_reduce(torch.zeros(4))
+        spent[name] = time.perf_counter() - start
+    return spent
+
+
 def grads_by_hand(rank: int, world_size: int, batch: int) -> dict:
     """Data parallelism by hand: local backward on a shard, then all_reduce / world_size."""
     model = make_model()
@@ -586,7 +603,11 @@ def mnist_net(widths: tuple[int, int, int] = (784, 512, 10)) -> nn.Sequential:
 
 
 def ddp_events(
-    rank: int, world_size: int, bucket_cap_mb: float | None = None, widths=(784, 512, 10)
+    rank: int,
+    world_size: int,
+    bucket_cap_mb: float | None = None,
+    widths=(784, 512, 10),
+    find_unused_parameters: bool = False,
 ) -> dict:
     """The order in which gradients become ready and DDP starts each bucket's all-reduce.
 
@@ -594,13 +615,15 @@ def ddp_events(
     parameter logs "ready"; a communication hook (DDP calls it once every gradient of a
     bucket is ready) logs the bucket, then all-reduces it as DDP's default does. Two
     backward passes: DDP rebuilds its buckets after the first, in the order the
-    gradients actually arrived.
+    gradients actually arrived. `bucket_cap_mb` and `find_unused_parameters` go to DDP.
     """
     from torch.distributed.algorithms.ddp_comm_hooks.default_hooks import allreduce_hook
 
     model = mnist_net(widths)
     names = {p: name for name, p in model.named_parameters()}
-    ddp = nn.parallel.DistributedDataParallel(model, bucket_cap_mb=bucket_cap_mb)
+    ddp = nn.parallel.DistributedDataParallel(
+        model, bucket_cap_mb=bucket_cap_mb, find_unused_parameters=find_unused_parameters
+    )
     # What DDP left in the parameters' own lists of post-accumulate-grad hooks: nothing.
     python_hooks = sum(len(p._post_accumulate_grad_hooks or {}) for p in names)
     events = []

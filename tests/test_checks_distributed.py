@@ -119,6 +119,52 @@ def test_data_parallel_hooks_catch_a_division_by_two_on_three_ranks(capsys):
     says(out, "right on 2 ranks", "3 ranks")
 
 
+def test_data_parallel_hooks_pass_an_all_gather_and_a_mean(capsys):
+    """A right answer written differently: every rank's gradient gathered, then averaged."""
+
+    def add_data_parallel_hooks(model):
+        def average(p):
+            parts = [torch.empty_like(p.grad) for _ in range(dist.get_world_size())]
+            dist.all_gather(parts, p.grad)
+            p.grad.copy_(torch.stack(parts).mean(0))
+
+        return [p.register_post_accumulate_grad_hook(average) for p in model.parameters()]
+
+    assert_passes(checks.check_data_parallel_hooks, add_data_parallel_hooks, capsys)
+
+
+def test_data_parallel_hooks_say_that_an_exchange_with_the_other_rank_assumes_2_ranks(capsys):
+    """Each rank sends its gradient to `1 - rank`: right on 2 ranks; on 3, rank 2 has no
+    partner (torch waits for rank -1 until the timeout). The hint names the assumption."""
+
+    def add_data_parallel_hooks(model):
+        def average(p):
+            other, theirs = 1 - dist.get_rank(), torch.empty_like(p.grad)
+            request = dist.isend(p.grad.clone(), other)
+            dist.recv(theirs, other)
+            request.wait()
+            p.grad.add_(theirs).div_(2)
+
+        return [p.register_post_accumulate_grad_hook(average) for p in model.parameters()]
+
+    out = fails_fast(add_data_parallel_hooks, capsys, within=30, timeout=4)
+    says(out, "on 3 ranks, rank 2: your code raised", "something in them assumes 2 ranks")
+
+
+def test_data_parallel_hooks_catch_a_reduce_to_one_rank(capsys):
+    """reduce leaves the sum on rank 0 only: the ranks drift apart; the hint says why."""
+
+    def add_data_parallel_hooks(model):
+        def average(p):
+            dist.reduce(p.grad, dst=0)
+            p.grad /= dist.get_world_size()
+
+        return [p.register_post_accumulate_grad_hook(average) for p in model.parameters()]
+
+    out = fails_fast(add_data_parallel_hooks, capsys, hint="full")
+    says(out, "differs between rank 0 and rank 1", "all_reduce, not reduce")
+
+
 def test_data_parallel_hooks_catch_local_gradients(capsys):
     message = "differs between rank 0 and rank 1"
     assert_fails(checks.check_data_parallel_hooks, hooks(reduce=False), message, capsys)
@@ -290,6 +336,14 @@ def test_shard_catches_padding_that_runs_out_of_data(capsys):
     """Padding once from the order works while n is at least the padding; not below."""
     wrong = lambda *args: shard(*args, pad_once=True)  # noqa: E731
     assert_fails(checks.check_shard, wrong, "n=2, 5 replicas", capsys)
+
+
+def test_shard_catches_an_order_never_shuffled(capsys):
+    def unshuffled(n, num_replicas, rank, epoch, seed=0):
+        total = -(-n // num_replicas) * num_replicas
+        return [i % n for i in range(total)][rank::num_replicas]
+
+    assert_fails(checks.check_shard, unshuffled, "the order was not shuffled", capsys)
 
 
 def test_shard_catches_a_forgotten_epoch(capsys):
