@@ -35,6 +35,16 @@ def saved_bytes(sizes, batch, activation, dtype, *, mistake=None):
         total += size * batch * sizes[-1]
     if mistake == "weights":
         total += size * sum(m * n + n for m, n in pairwise(sizes))
+    if mistake == "weights without biases":
+        total += size * sum(m * n for m, n in pairwise(sizes))
+    if mistake == "weights instead":
+        total = size * sum(m * n + n for m, n in pairwise(sizes))
+    if mistake == "only the input":
+        total = size * batch * sizes[0]
+    if mistake == "one example":
+        total //= batch
+    if mistake == "bits":
+        total *= 8
     return total
 
 
@@ -120,6 +130,50 @@ def function_checkpoint(*, enable_grad=True, keep=False, inner_backward=False, x
             return None, *result
 
     return lambda block, x: Function.apply(block, x, *block.parameters())
+
+
+def returning(order):
+    """checkpoint_by_hand whose backward returns the parameters' gradients `order`ed
+    (reversed, or only x's): gradients that do not fit forward's inputs."""
+
+    class Function(torch.autograd.Function):
+        @staticmethod
+        def forward(ctx, block, x, *params):
+            ctx.block = block
+            ctx.save_for_backward(x)
+            return block(x)
+
+        @staticmethod
+        def backward(ctx, grad_output):
+            (x,) = ctx.saved_tensors
+            x = x.detach().requires_grad_()
+            with torch.enable_grad():
+                out = ctx.block(x)
+            gx, *gp = torch.autograd.grad(out, [x, *ctx.block.parameters()], grad_output)
+            return (None, gx, *gp[::-1]) if order == "reversed" else (None, gx)
+
+    return lambda block, x: Function.apply(block, x, *block.parameters())
+
+
+class RecomputesTwice(torch.autograd.Function):
+    """Recomputes, then differentiates torch.utils.checkpoint of the block: a third run."""
+
+    @staticmethod
+    def forward(ctx, block, x, *params):
+        ctx.block = block
+        ctx.save_for_backward(x)
+        return block(x)
+
+    @staticmethod
+    def backward(ctx, grad_output):
+        (x,) = ctx.saved_tensors
+        x = x.detach().requires_grad_(x.requires_grad)
+        with torch.enable_grad():
+            ctx.block(x)  # a recomputation it does not use
+            out = torch_checkpoint(ctx.block, x, use_reentrant=False)
+        inputs = [x, *ctx.block.parameters()]
+        grads = iter(torch.autograd.grad(out, [t for t in inputs if t.requires_grad], grad_output))
+        return None, *(next(grads) if t.requires_grad else None for t in inputs)
 
 
 class ByVjp(torch.autograd.Function):
@@ -276,6 +330,36 @@ def engine_checkpoint_keeping(f, *inputs):
     return out
 
 
+def engine_checkpoint_on_the_inputs(f, *inputs):
+    """Runs f again on the inputs themselves in backward: for an input that is itself
+    computed, the inner backward also runs through what made it."""
+    first = f(*(Tensor(x.data) for x in inputs))
+    out = Tensor(first.data, True, inputs)
+
+    def _backward():
+        f(*inputs).backward(out.grad)
+
+    out._backward = _backward
+    return out
+
+
+def engine_checkpoint_from_the_inputs(f, *inputs):
+    """Right, written differently: the first run of f on the inputs themselves, of which
+    only the numbers are kept (nothing refers to that graph afterwards)."""
+    data = f(*inputs).data
+    out = Tensor(data, True, inputs, "checkpoint")
+
+    def _backward():
+        leaves = [Tensor(x.data, requires_grad=x.requires_grad) for x in inputs]
+        f(*leaves).backward(out.grad)
+        for x, leaf in zip(inputs, leaves, strict=True):
+            if x.requires_grad:
+                x.grad += leaf.grad
+
+    out._backward = _backward
+    return out
+
+
 def engine_checkpoint_in_place(f, *inputs):
     """Right, written differently: f's result node itself becomes the checkpoint node."""
     out = f(*(Tensor(x.data) for x in inputs))
@@ -310,6 +394,7 @@ OTHER_RIGHT = [
     ("check_checkpoint_by_hand", lambda block, x: ByVjp.apply(block, x, *block.parameters())),
     ("check_loss_scaler", TensorScaler),
     ("check_engine_checkpoint", engine_checkpoint_in_place),
+    ("check_engine_checkpoint", engine_checkpoint_from_the_inputs),
 ]
 
 
@@ -333,6 +418,11 @@ WRONG = [
     ("check_saved_bytes", wrong_count("four bytes"), "wrong for the other dtypes"),
     ("check_saved_bytes", wrong_count("weights"), "You counted the weights"),
     ("check_saved_bytes", wrong_count("output"), "You counted the network's output"),
+    ("check_saved_bytes", wrong_count("weights without biases"), "You counted the weights"),
+    ("check_saved_bytes", wrong_count("weights instead"), "weights instead of what"),
+    ("check_saved_bytes", wrong_count("only the input"), "nothing that the activation"),
+    ("check_saved_bytes", wrong_count("one example"), "bytes of a single example"),
+    ("check_saved_bytes", wrong_count("bits"), "it counts bits"),
     ("check_saved_bytes", saved_bytes_measured, "ran a layer on a batch"),
     ("check_saved_bytes", lambda *args: "331776", "expected a whole number of bytes"),
     ("check_saved_bytes", lambda *args: 1.5, "expected a whole number of bytes"),
@@ -363,6 +453,13 @@ WRONG = [
         "counted twice",
     ),
     ("check_checkpoint_by_hand", function_checkpoint(x_grad=False), "no gradient reached x"),
+    (
+        "check_checkpoint_by_hand",
+        lambda block, x: RecomputesTwice.apply(block, x, *block.parameters()),
+        "ran more than once in backward",
+    ),
+    ("check_checkpoint_by_hand", returning("reversed"), "do not match the inputs of forward"),
+    ("check_checkpoint_by_hand", returning("x only"), "do not match the inputs of forward"),
     ("check_checkpoint_by_hand", lambda block, x: block(x), "not by an autograd.Function"),
     ("check_checkpoint_by_hand", lambda block, x: 3.0, "expected a tensor"),
     ("check_loss_scaler", scaler(unscale=False), "scale times too large"),
@@ -381,6 +478,7 @@ WRONG = [
     ),
     ("check_engine_checkpoint", engine_mistake(ones=True), "grad of W1"),
     ("check_engine_checkpoint", engine_mistake(into_x=False), "grad of x"),
+    ("check_engine_checkpoint", engine_checkpoint_on_the_inputs, "also ran through what made it"),
     ("check_engine_checkpoint", lambda f, *inputs: f(*inputs), "still alive"),
     ("check_engine_checkpoint", lambda f, *inputs: inputs[0].data, "expected a Tensor"),
 ]

@@ -88,6 +88,31 @@ PARAMETERS_HINT = Hint(
     "Count only what the forward pass creates and backward keeps.",
     SAVED_HINT.recipe,
 )
+WEIGHTS_INSTEAD_HINT = Hint(
+    "You counted the weights instead of what the forward pass makes for backward: the "
+    "weights live anyway, and what backward keeps grows with the batch.",
+    "Leave the parameters out. Count, for each example of the batch, the tensors the layers "
+    "save: the first layer's input and what each activation function keeps.",
+    SAVED_HINT.recipe,
+)
+ACTIVATION_OUTPUTS_HINT = Hint(
+    "You counted the batch, which the first layer saves, and nothing that the activation "
+    "functions save.",
+    "Each activation function keeps what its derivative needs: ReLU, tanh and sigmoid their "
+    "output (which the next linear layer saves too), GELU its input as well.",
+    SAVED_HINT.recipe,
+)
+BATCH_HINT = Hint(
+    "Your count is the bytes of a single example: every saved tensor has one row per "
+    "example of the batch.",
+    "A saved activation of a layer of width w holds batch × w numbers.",
+    SAVED_HINT.recipe,
+)
+BITS_HINT = Hint(
+    "Your count is 8 times too large: it counts bits, not bytes.",
+    "dtype.itemsize is the bytes of one number; torch.finfo(dtype).bits is its bits.",
+    SAVED_HINT.recipe,
+)
 OUTPUT_HINT = Hint(
     "You counted the network's output, which nothing saves here.",
     "The loss is model(x).sum(), and the derivative of a sum needs no tensor, only a shape.",
@@ -109,13 +134,20 @@ def _mistakes(sizes, batch, activation, dtype) -> list[tuple[int, Hint]]:
     per_layer = 2 if activation == "gelu" else 1
     size = dtype.itemsize
     right = size * batch * (sizes[0] + per_layer * hidden)
-    weights = sum(m * n + n for m, n in pairwise(sizes))
+    weights = sum(m * n for m, n in pairwise(sizes))
+    parameters = weights + sum(sizes[1:])
     return [
         (right + size * batch * hidden, SHARED_HINT if activation != "gelu" else GELU_HINT),
         (right - size * batch * sizes[0], INPUT_HINT),
         (size * batch * (sizes[0] + hidden), GELU_HINT),
         (4 * batch * (sizes[0] + per_layer * hidden), DTYPE_HINT),
-        (right + size * weights, PARAMETERS_HINT),
+        (right + size * parameters, PARAMETERS_HINT),
+        (right + size * weights, PARAMETERS_HINT),  # the weights without the biases
+        (size * parameters, WEIGHTS_INSTEAD_HINT),
+        (size * weights, WEIGHTS_INSTEAD_HINT),
+        (size * batch * sizes[0], ACTIVATION_OUTPUTS_HINT),
+        (right // batch, BATCH_HINT),
+        (8 * right, BITS_HINT),
         (right + size * batch * sizes[-1], OUTPUT_HINT),
     ]
 
@@ -222,6 +254,21 @@ RECOMPUTE_HINT = Hint(
     "recording off by default) and call it on a detached copy of x that requires grad.",
     CHECKPOINT_HINT.recipe,
 )
+AGAIN_HINT = Hint(
+    "The block ran more than once in backward: one recomputation, with recording on, gives "
+    "the graph that every gradient needs.",
+    "Run the block once in backward and differentiate that graph with torch.autograd.grad; "
+    "torch.utils.checkpoint inside your backward runs it yet again.",
+    CHECKPOINT_HINT.recipe,
+)
+RETURNS_HINT = Hint(
+    "Your backward returned gradients that do not match the inputs of forward: autograd "
+    "wants one per input, in the same order.",
+    "forward(ctx, block, x, *params) has 2 + len(params) inputs: return None for the block, "
+    "then x's gradient (None if x needs none), then one per parameter, in the order of "
+    "block.parameters().",
+    CHECKPOINT_HINT.recipe,
+)
 TWICE_HINT = Hint(
     "The weights' gradients came out twice as large: they were counted twice.",
     "A backward pass inside your backward fills .grad, and the gradients you return are "
@@ -291,6 +338,15 @@ def _forward_checks(checkpoint_by_hand, block, head, x, calls, what):
     return out
 
 
+def _backward_error_hint(error: RuntimeError) -> Hint:
+    """The hint for an error that autograd raised on the learner's backward: gradients that
+    do not fit forward's inputs, or (most often) a block run again without recording."""
+    text = str(error)
+    if "returned an invalid gradient" in text or "incorrect number of gradients" in text:
+        return RETURNS_HINT
+    return RECOMPUTE_HINT
+
+
 def _compare(got, expected, names, what):
     """Each gradient against plain autograd (float64, rtol 1e-12)."""
     for g, e, name in zip(got, expected, names, strict=True):
@@ -320,13 +376,14 @@ def check_checkpoint_by_hand(checkpoint_by_hand: Callable[..., Any]) -> Verdict:
             what = f"x {'requiring' if requires_grad else 'not requiring'} grad, .backward()"
             out = _forward_checks(checkpoint_by_hand, block, head, x, calls, what)
             wrt = [*([x] if requires_grad else []), *block.parameters(), *head.parameters()]
-            with hinted(RECOMPUTE_HINT):
-                try:
-                    head(out).sum().backward()
-                except NotImplementedError:  # a RuntimeError: a backward still to write
-                    raise
-                except RuntimeError as error:
+            try:
+                head(out).sum().backward()
+            except NotImplementedError:  # a RuntimeError: a backward still to write
+                raise
+            except RuntimeError as error:
+                with hinted(_backward_error_hint(error)):
                     raise Mismatch(f"{what}: backward raised RuntimeError: {error}") from None
+            with hinted(AGAIN_HINT if len(calls) > 2 else RECOMPUTE_HINT):
                 expect(
                     calls == [False, True],
                     f"{what}: the block ran {len(calls)} time(s) in all, recording "
@@ -523,6 +580,14 @@ ENGINE_ACCUMULATE_HINT = Hint(
     "to it too.",
     ENGINE_HINT.recipe,
 )
+ENGINE_LEAVES_HINT = Hint(
+    "When the input is itself the result of an operation, your backward also ran through "
+    "what made it: the gradients upstream of the checkpoint came out wrong.",
+    "Run f again on fresh leaf Tensors that hold the inputs' numbers, so that the inner "
+    "backward stops at them; then add each leaf's grad into its input's grad, and let the "
+    "outer backward carry it further.",
+    ENGINE_HINT.recipe,
+)
 ENGINE_REQUIRES_HINT = Hint(
     "The weights inside f got no gradient: your output did not require grad when no input "
     "did, so backward never reached it.",
@@ -557,16 +622,19 @@ def _engine_block(engine, seed: int = 0):
     return mine, theirs, block, torch_block, calls
 
 
-def _engine_case(engine, checkpoint, x_requires_grad: bool, used_twice: bool):
+def _engine_case(engine, checkpoint, x_requires_grad: bool, used_twice: bool, computed: bool):
     """One run of the learner's checkpoint against torch.utils.checkpoint; messages name
-    the case."""
-    what = f"x {'requiring' if x_requires_grad else 'not requiring'} grad" + (
-        ", x also used outside the checkpoint" if used_twice else ""
+    the case. `computed`: x is tanh(x0) for a leaf x0, not a leaf itself."""
+    what = (
+        f"x {'requiring' if x_requires_grad else 'not requiring'} grad"
+        + (", x also used outside the checkpoint" if used_twice else "")
+        + (", x = tanh(x0) computed from a leaf x0" if computed else "")
     )
     mine, theirs, block, torch_block, calls = _engine_block(engine)
     x_values = random_tensor(6, 4, seed=11)
     c = random_tensor(3, seed=12)
-    x = engine.Tensor(x_values.numpy().copy(), requires_grad=x_requires_grad)
+    x0 = engine.Tensor(x_values.numpy().copy(), requires_grad=x_requires_grad)
+    x = x0.tanh() if computed else x0
     out = call(f"{what}: checkpoint(f, x)", checkpoint, block, x)
     expect(isinstance(out, engine.Tensor), f"{what}: expected a Tensor, got {describe(out)}")
     gc.collect()
@@ -577,7 +645,8 @@ def _engine_case(engine, checkpoint, x_requires_grad: bool, used_twice: bool):
             alive == 0,
             f"{what}: after forward, {alive} of f's 5 intermediate results are still alive",
         )
-    tx = x_values.clone().requires_grad_(x_requires_grad)
+    tx0 = x_values.clone().requires_grad_(x_requires_grad)
+    tx = tx0.tanh() if computed else tx0
     expected_out = torch.utils.checkpoint.checkpoint(torch_block, tx, use_reentrant=False)
     expect_close(
         out.data, expected_out.detach().numpy(), f"{what}: output", rtol=1e-12, dtype=False
@@ -599,8 +668,12 @@ def _engine_case(engine, checkpoint, x_requires_grad: bool, used_twice: bool):
             mine[name].grad, p.grad.numpy(), f"{what}: grad of {name}", rtol=1e-10, dtype=False
         )
     if x_requires_grad:
-        with hinted(ENGINE_ACCUMULATE_HINT) if used_twice else nullcontext():
-            expect_close(x.grad, tx.grad.numpy(), f"{what}: grad of x", rtol=1e-10, dtype=False)
+        hint = ENGINE_LEAVES_HINT if computed else ENGINE_ACCUMULATE_HINT if used_twice else None
+        name = "x0" if computed else "x"
+        with hinted(hint) if hint else nullcontext():
+            expect_close(
+                x0.grad, tx0.grad.numpy(), f"{what}: grad of {name}", rtol=1e-10, dtype=False
+            )
 
 
 @learner_check
@@ -613,9 +686,14 @@ def check_engine_checkpoint(checkpoint: Callable[..., Any]) -> Verdict:
     engine = reference_engine()
 
     def body():
-        cases = [(True, False), (False, False), (True, True)]
-        for x_requires_grad, used_twice in cases:
-            _engine_case(engine, checkpoint, x_requires_grad, used_twice)
+        cases = [
+            (True, False, False),
+            (False, False, False),
+            (True, True, False),
+            (True, False, True),
+        ]
+        for x_requires_grad, used_twice, computed in cases:
+            _engine_case(engine, checkpoint, x_requires_grad, used_twice, computed)
         return (
             f"gradients equal to torch.utils.checkpoint's in {len(cases)} cases; nothing of "
             "f kept after forward; f run again in backward"
