@@ -436,3 +436,40 @@ def test_cross_entropy_of_one_example_like_torch(dtype):
     assert loss.data.dtype == dtype, loss.data
     assert np.allclose(loss.data, ref.item(), rtol=1e-6), (loss.data, ref)
     assert np.allclose(x.grad, t.grad.numpy(), rtol=1e-6, atol=1e-7), (x.grad, t.grad)
+
+
+@pytest.mark.filterwarnings("ignore::RuntimeWarning")  # 0 ** -1 and (-2) ** 0.5 in NumPy
+@pytest.mark.parametrize(
+    ("name", "f", "arrays"),
+    [
+        ("0-d ops", lambda a, b: (a * b + a.exp()) / b.tanh(), [np.array(0.3), np.array(-2.0)]),
+        ("0-d times a vector", lambda a, b: (a * b).sum(), [np.array(1.5), np.array([1.0, -2.0])]),
+        ("0-d reshaped", lambda a: a.reshape(1, 1) * 2, [np.array(1.5)]),
+        *[
+            (f"negative base ** {k}", lambda a, k=k: a**k, [np.array([-2.0, -0.5, 0.0, 0.7])])
+            for k in (2, 3, -1, -2, 0, 0.5, -0.5)
+        ],
+        ("sum over (-1, -3)", lambda a: a.sum(axis=(-1, -3)), [np.ones((2, 3, 4))]),
+        ("chain of 20,000 ops", lambda a: deep_chain(a, 20_000), [np.array([0.5, -1.0])]),
+    ],
+    ids=lambda v: v if isinstance(v, str) else "",
+)
+def test_zero_d_negative_bases_and_long_chains_like_torch(name, f, arrays):
+    """Cases the chapter does not show: nan and ±inf must land where torch puts them."""
+    xs = [E.Tensor(a.copy(), requires_grad=True) for a in arrays]
+    ts = [leaf(a) for a in arrays]
+    out, ref = f(*xs), f(*ts)
+    g = np.random.default_rng(9).standard_normal(ref.shape)
+    out.backward(g)
+    ref.backward(torch.from_numpy(g))
+    assert out.shape == tuple(ref.shape), name
+    np.testing.assert_allclose(out.data, ref.detach().numpy(), rtol=1e-12, equal_nan=True)
+    for x, t in zip(xs, ts, strict=True):
+        np.testing.assert_allclose(x.grad, t.grad.numpy(), rtol=1e-10, equal_nan=True)
+
+
+def deep_chain(a, n):
+    """`n` alternating products and sums on `a` (torch's graph and yours, iteratively)."""
+    for i in range(n):
+        a = a * 1.0001 if i % 2 else a + 0.0
+    return a
