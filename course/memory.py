@@ -259,10 +259,15 @@ def zero_adam(rank: int, world_size: int, steps: int, batch: int, lr: float = 0.
 
 
 def fsdp_adam(rank: int, world_size: int, steps: int, batch: int, lr: float = 0.01) -> dict:
-    """Adam on a model whose parameters `fully_shard` (FSDP2) splits across the ranks."""
+    """Adam on a model whose parameters `fully_shard` (FSDP2) splits across the ranks.
+
+    The mesh is the CPU's, named: by default `fully_shard` takes the machine's
+    accelerator, and on a machine with a GPU it would move the model there.
+    """
+    from torch.distributed.device_mesh import init_device_mesh
     from torch.distributed.fsdp import fully_shard
 
-    model = fully_shard(make_model())
+    model = fully_shard(make_model(), mesh=init_device_mesh("cpu", (world_size,)))
     optimizer = torch.optim.Adam(model.parameters(), lr=lr)
     _train(model, optimizer, rank, world_size, steps, batch)
     return {

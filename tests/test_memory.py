@@ -4,10 +4,12 @@ checkpoint curve follows its formula."""
 import torch
 from torch import nn
 
+from course.distributed import Ranks
 from course.memory import (
     MemoryMeter,
     checkpoint_curve,
     deep_mlp,
+    fsdp_adam,
     mlp,
     mnist_cnn,
     saved_tensors,
@@ -82,3 +84,17 @@ def test_the_checkpoint_curve_follows_k_minus_1_plus_n_over_k():
         assert p.peak == (k - 1 + depth // k) * layer + constant, k
         assert (p.flops - plain.flops) * k == forward * (k - 1), k
         assert p.seconds > 0
+
+
+def _fsdp_where_the_accelerator_is_a_gpu(rank, world_size, steps, batch):
+    """`fsdp_adam` in a rank whose accelerator answers cuda, as on a machine with a GPU
+    (fully_shard's default mesh asks torch._C._get_accelerator)."""
+    torch._C._get_accelerator = lambda: torch.device("cuda")
+    result = fsdp_adam(rank, world_size, steps, batch)
+    return result["kind"], str(next(iter(result["params"].values())).device)
+
+
+def test_fsdp_adam_stays_on_the_cpu_where_a_gpu_is_the_accelerator():
+    with Ranks(world_size=2, timeout=60, start_method="fork") as ranks:
+        got = ranks.run(_fsdp_where_the_accelerator_is_a_gpu, 1, 16)
+    assert got == [("DTensor", "cpu")] * 2, got
