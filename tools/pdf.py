@@ -190,7 +190,7 @@ def page_body(site: Path, page: Page, printed: dict[str, Page]):
     for details in article.select("details"):
         details["open"] = ""
     heading = article.find("h1")
-    page.title = re.sub(r"\s+", " ", heading.get_text(" ", strip=True)) if heading else page.name
+    page.title = re.sub(r"\s+", " ", heading.get_text()).strip() if heading else page.name
     for element in article.select("[id]"):
         element["id"] = f"{page.slug}--{element['id']}"
     for link in article.select("a[href]"):
@@ -198,7 +198,7 @@ def page_body(site: Path, page: Page, printed: dict[str, Page]):
     for image in article.select("img[src]"):
         image["src"] = _absolute(image["src"], page)
     page.sections = [
-        (section["id"], re.sub(r"\s+", " ", h2.get_text(" ", strip=True)))
+        (section["id"], re.sub(r"\s+", " ", h2.get_text()).strip())
         for section in article.select("section[id]")
         if (h2 := section.find("h2", recursive=False)) is not None
     ]
