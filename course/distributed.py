@@ -10,10 +10,12 @@ The same module is also a script for `torchrun` (see `main`)::
     torchrun --standalone --nproc-per-node 2 -m course.distributed
 """
 
+import contextlib
 import io
 import os
 import queue as queue_module
 import socket
+import sys
 import time
 import traceback
 from collections.abc import Callable
@@ -602,6 +604,24 @@ def mnist_net(widths: tuple[int, int, int] = (784, 512, 10)) -> nn.Sequential:
     return nn.Sequential(nn.Linear(inputs, hidden), nn.ReLU(), nn.Linear(hidden, outputs))
 
 
+@contextlib.contextmanager
+def native_stderr_off():
+    """Silence what C++ code writes to this process's stderr (file descriptor 2).
+
+    With `find_unused_parameters=True` and no unused parameter, DDP's reducer warns so on
+    stderr from C++, not through Python's warnings, at a moment that varies from run to run:
+    the page's outputs would vary with it. The warning is expected there, and explained."""
+    sys.stderr.flush()
+    saved = os.dup(2)
+    with open(os.devnull, "w") as null:
+        os.dup2(null.fileno(), 2)
+        try:
+            yield
+        finally:
+            os.dup2(saved, 2)
+            os.close(saved)
+
+
 def ddp_events(
     rank: int,
     world_size: int,
@@ -637,12 +657,13 @@ def ddp_events(
 
     ddp.register_comm_hook(None, logging_allreduce)
     passes = []
-    for step in range(2):
-        events.clear()
-        x = torch.randn(8, widths[0], generator=torch.Generator().manual_seed(step))
-        y = torch.arange(8) % widths[-1]
-        loss_fn(ddp, shard_of(x, rank, world_size), shard_of(y, rank, world_size)).backward()
-        passes.append(list(events))
+    with native_stderr_off() if find_unused_parameters else contextlib.nullcontext():
+        for step in range(2):
+            events.clear()
+            x = torch.randn(8, widths[0], generator=torch.Generator().manual_seed(step))
+            y = torch.arange(8) % widths[-1]
+            loss_fn(ddp, shard_of(x, rank, world_size), shard_of(y, rank, world_size)).backward()
+            passes.append(list(events))
     return {
         "passes": passes,
         "parameters": {n: p.numel() for p, n in names.items()},
