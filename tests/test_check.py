@@ -78,9 +78,10 @@ def test_a_module_every_test_runs_through_selects_the_whole_suite():
 
 def test_a_changed_notebook_selects_its_run_its_readers_and_its_page():
     page = "chapters/tensors"
-    selection = check.plan([f"{page}.md"], ["intro.md"], [page, "intro"])
+    selection = check.plan([f"{page}.md"], ["solutions/tensors.md", "intro.md"], [page, "intro"])
     assert f"{page}.md" in selection.notebooks
-    assert "intro.md" in selection.notebooks, "a notebook the build ran again is left out"
+    assert "solutions/tensors.md" in selection.notebooks, "a notebook run again is left out"
+    assert "intro.md" not in selection.notebooks, "the front page is no nbval test"
     readers = [
         test
         for test in check.test_files()
