@@ -10,7 +10,7 @@ import re
 
 import pytest
 
-from tests.site.pages import BOOK, CHAPTERS, PAGES, SITE, WIDTHS, listing
+from tests.site.pages import BOOK, BOOK_PAGES, CHAPTERS, SITE, WIDTHS, listing
 from tests.site.reader import in_view, visible_one
 
 pytestmark = pytest.mark.site
@@ -72,14 +72,15 @@ def test_contents_lists_the_sections_and_a_link_scrolls_to_one(visits, width):
 
 @pytest.mark.parametrize("width", WIDTHS)
 def test_next_and_previous_follow_the_book(visits, width):
-    start = PAGES.index(CHAPTERS[0])
+    """Previous and Next walk the whole book (whichever pages make check selected)."""
+    start = BOOK_PAGES.index(CHAPTERS[0])
     context, tab, visit = visits.open(width)
     try:
-        tab.goto(visits.url(PAGES[start]), wait_until="load")
+        tab.goto(visits.url(BOOK_PAGES[start]), wait_until="load")
         tab.locator("a.right-next").click()
-        tab.wait_for_url(f"**/{PAGES[start + 1]}.html", timeout=5000)
+        tab.wait_for_url(f"**/{BOOK_PAGES[start + 1]}.html", timeout=5000)
         tab.locator("a.left-prev").click()
-        tab.wait_for_url(f"**/{PAGES[start]}.html", timeout=5000)
+        tab.wait_for_url(f"**/{BOOK_PAGES[start]}.html", timeout=5000)
     finally:
         context.close()
     assert not visit.console_errors, listing(visit.console_errors)
