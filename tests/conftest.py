@@ -1,10 +1,13 @@
 """Fixtures for every test. The site tests have their own in `tests/site/conftest.py`."""
 
 import os
+from pathlib import Path
 
 import pytest
 
-from course.book import CHROMIUM, CHROMIUM_ARGS
+from course.book import CHROMIUM, CHROMIUM_ARGS, ROOT
+
+NOTEBOOK_FOLDERS = ("chapters", "exercises", "solutions")
 
 
 def pytest_addoption(parser):
@@ -15,9 +18,48 @@ def pytest_addoption(parser):
     )
 
 
+def notebook_named(value) -> str | None:
+    """The notebook (``chapters/tensors.md``) that a test parameter names, if it names
+    one: a path to it, or its name with or without ``.md``."""
+    if isinstance(value, Path):
+        try:
+            value = value.resolve().relative_to(ROOT).as_posix()
+        except ValueError:
+            return None
+    if not isinstance(value, str) or not value.startswith(tuple(f"{d}/" for d in NOTEBOOK_FOLDERS)):
+        return None
+    return value if value.endswith(".md") else f"{value}.md"
+
+
+def notebooks_of(item) -> set[str]:
+    """The notebooks that the parameters of a test name."""
+    callspec = getattr(item, "callspec", None)
+    values = callspec.params.values() if callspec is not None else ()
+    flat = [v for value in values for v in (value if isinstance(value, tuple) else (value,))]
+    return {name for value in flat if (name := notebook_named(value)) is not None}
+
+
+def only_changed_notebooks(config, items) -> None:
+    """`make check` (tools/check.py): in the test files named by COURSE_NOTEBOOK_TESTS,
+    which read every notebook, a test of one notebook runs only for the notebooks named
+    by COURSE_NOTEBOOKS (those that changed); tests of no notebook in particular run."""
+    files = {f for f in os.environ.get("COURSE_NOTEBOOK_TESTS", "").split(",") if f}
+    if not files:
+        return
+    wanted = {f for f in os.environ.get("COURSE_NOTEBOOKS", "").split(",") if f}
+    kept, left = [], []
+    for item in items:
+        named = notebooks_of(item) if item.nodeid.split("::")[0] in files else set()
+        (left if named and not named & wanted else kept).append(item)
+    if left:
+        config.hook.pytest_deselected(items=left)
+        items[:] = kept
+
+
 def pytest_collection_modifyitems(config, items):
     """`make test` runs offline: a test that needs the package index is skipped, saying
     which command runs it (`make lock-check`, which CI runs after `make test`)."""
+    only_changed_notebooks(config, items)
     if config.getoption("--with-index"):
         return
     skip = pytest.mark.skip(reason="needs the package index: run `make lock-check`")

@@ -82,18 +82,84 @@ def test_a_changed_notebook_selects_its_run_its_readers_and_its_page():
     assert f"{page}.md" in selection.notebooks
     assert "solutions/tensors.md" in selection.notebooks, "a notebook run again is left out"
     assert "intro.md" not in selection.notebooks, "the front page is no nbval test"
-    readers = [
-        test
-        for test in check.test_files()
-        if not test.startswith("tests/site/")
-        and re.search(r"chapters|toc_pages|NOTEBOOK", (ROOT / test).read_text(encoding="utf-8"))
-    ]
-    assert readers, "no test reads the notebooks?"
-    missed = [test for test in readers if test not in selection.tests]
-    assert not missed, f"tests that read the notebooks, left out: {missed}"
+    assert selection.read == [f"{page}.md"]
+    readers = [t for t in check.test_files() if not t.startswith("tests/site/")]
+    every = [t for t in readers if check.notebooks_read(read(t)) is None]
+    assert every, "no test reads every notebook?"
+    assert set(every) <= set(selection.per_notebook) <= set(selection.tests)
+    naming = [t for t in readers if f"{page}.md" in (check.notebooks_read(read(t)) or ())]
+    assert naming, "no test names chapters/tensors.md?"
+    assert set(naming) <= set(selection.tests), "a test that names the notebook is left out"
     site = [test for test in check.test_files() if test.startswith("tests/site/")]
     assert set(site) <= set(selection.tests), "the site tests of a changed page are left out"
     assert selection.pages == ["chapters/tensors", "intro"]
+
+
+def test_a_notebook_is_read_by_name_or_with_all_of_them():
+    assert check.notebooks_read('ROOT / "solutions" / "engine.md"') == {"solutions/engine.md"}
+    assert check.notebooks_read("see exercises/engine.md") == {"exercises/engine.md"}
+    assert check.notebooks_read("x = 1") == set()
+    for source in ("toc_pages()", "notebooks.pages()", '("chapters", "exercises")', "BOOK_PAGES"):
+        assert check.notebooks_read(source) is None, source
+
+
+def test_an_edit_of_the_text_alone_runs_no_nbval():
+    notebook = "chapters/tensors.md"
+    selection = check.plan([notebook], [], [], text_only=frozenset({notebook}))
+    assert notebook not in selection.notebooks
+    assert "only its text changed" in selection.skipped[f"nbval {notebook}"]
+    again = check.plan([notebook], [notebook], [], text_only=frozenset({notebook}))
+    assert notebook in again.notebooks, "a notebook the build ran again is left out"
+
+
+# A prose edit that the tests reading the text of the notebooks catch: a number no code
+# computes (tests/test_prose_numbers.py), a `{ref}` to another page, which JupyterLab
+# cannot follow (tests/test_notebooks.py), a header changed (tests/test_lint.py).
+PROSE_ADDED = "\nThe answer is 4271, as {ref}`mnist` shows.\n"
+HEADER_CHANGE = ("jupytext_version: 1.19.6", "jupytext_version: 1.19.5")
+
+
+def test_a_prose_edit_breaks_only_tests_that_make_check_selects(copy):
+    """The notebook half of the proof: a prose edit of one chapter, and the test files
+    that read every notebook run whole in the broken copy; every test that fails there is
+    among those `make check` runs of them (COURSE_NOTEBOOKS keeps only the tests of the
+    changed notebook). The files that name notebooks are chosen by name (the test above).
+    It assumes a tree where these tests pass, as `make test` needs."""
+    notebook = "chapters/tensors.md"
+    original = (copy / notebook).read_text()
+    assert HEADER_CHANGE[0] in original
+    edited = (original + PROSE_ADDED).replace(*HEADER_CHANGE, 1)
+    selection = check.plan([notebook], [], [], text_only=frozenset({notebook}))
+    readers = [t for t in selection.per_notebook if t != "tests/test_check.py"]
+    chosen = readers
+    (copy / notebook).write_text(edited)
+    try:
+        failed = pytest_in(copy, ["-rfE", *readers], {})
+        kept = pytest_in(copy, ["--co", *chosen], selection.environment())
+    finally:
+        (copy / notebook).write_text(original)
+    failed = set(re.findall(r"^(?:FAILED|ERROR) (\S+?)(?: - |$)", failed, re.M))
+    kept = set(re.findall(r"^(\S+::\S+)$", kept, re.M))
+    assert len({f.split("::")[0] for f in failed}) >= 3, f"the edit broke too little: {failed}"
+    missed = failed - kept
+    assert not missed, f"make check leaves out {sorted(missed)} after a prose edit"
+    left_out = [k for k in kept if notebook.removesuffix(".md") not in k and "[" in k]
+    assert len(left_out) < len(kept), "COURSE_NOTEBOOKS filters nothing"
+
+
+def read(test: str) -> str:
+    return (ROOT / test).read_text(encoding="utf-8")
+
+
+def pytest_in(folder, arguments: list[str], env: dict) -> str:
+    """pytest's report, run in `folder` on one worker."""
+    return subprocess.run(
+        [sys.executable, "-m", "pytest", "-q", "-n", "0", "-p", "no:cacheprovider", *arguments],
+        cwd=folder,
+        capture_output=True,
+        text=True,
+        env={"PYTHONPATH": str(folder), "PATH": "/usr/bin:/bin", "HOME": str(folder), **env},
+    ).stdout
 
 
 def test_nothing_changed_selects_nothing():

@@ -2,8 +2,8 @@
 the settings that `make` wrote into .venv.
 
 With jupyterlab-myst, as `make` sets it up: double-clicking exercises/engine.md opens it as
-a notebook with its exercise boxes and math rendered, and links to other pages that are
-links (no page holds a `{ref}` to another page, which shows as a warning there); no
+a notebook with its exercise boxes and math rendered (that no page holds a `{ref}` to
+another page, which shows as a warning there, is a test of tests/test_notebooks.py); no
 prompt about Jupyter news covers it; Run All runs it and the first check prints "not done
 yet"; saving writes the .md without outputs, and no outputs anywhere else; a solution box,
 which cannot resolve its includes there, links to the solution notebook, and the link
@@ -35,7 +35,6 @@ import pytest
 
 from course import book
 from tools import notebooks
-from tools import plain_markdown as plain
 
 ROOT = book.ROOT
 NOTEBOOK = ROOT / "exercises" / "engine.md"
@@ -133,21 +132,6 @@ def jupyter_lab(base: Path, root: Path, *, myst: bool):
         log.close()
 
 
-def cross_page_refs(text: str, page: str) -> list[str]:
-    """The labels of the `{ref}`s in MyST `text` (directive bodies included) that lead to
-    another page than `page`: jupyterlab-myst resolves none of them."""
-    found = []
-    for token in plain.parser().parse(text):
-        if plain.directive_name(token) not in (None, "code-cell", "literalinclude", "include"):
-            found += cross_page_refs(token.content, page)
-        for child in token.children or []:
-            if child.type == "myst_role" and child.meta["name"] == "ref":
-                label = child.content.rsplit("<", 1)[-1].rstrip(">").strip()
-                if plain.targets()[label].page != page:
-                    found.append(label)
-    return found
-
-
 def lab_url(lab: dict, path: str = "") -> str:
     """The address of JupyterLab, opening `path` if given."""
     return f"{lab['url']}/lab{'/tree/' + path if path else ''}?token={lab['token']}"
@@ -176,7 +160,7 @@ def page(lab, browser):
     context = browser.new_context(viewport={"width": 1400, "height": 1000})
     page = context.new_page()
     page.goto(lab_url(lab))
-    page.locator(".jp-DirListing-item", has_text="exercises").dblclick()
+    page.locator(".jp-DirListing-item", has_text=NOTEBOOK.parent.name).dblclick()
     page.locator(".jp-DirListing-item", has_text="engine.md").dblclick()
     yield page
     context.close()
@@ -192,14 +176,6 @@ def plain_lab(tmp_path_factory, browser):
         nbformat.write(notebooks.learner_notebook(name), path)
     with jupyter_lab(base, base / "root", myst=False) as lab:
         yield lab
-
-
-@pytest.mark.parametrize("page", notebooks.pages())
-def test_links_to_other_pages_are_links_jupyterlab_opens(page):
-    """A `{ref}` to another page shows as "Cross Reference Not Found" in JupyterLab; a
-    relative link to its `.md` opens it there, and the site renders it the same."""
-    refs = cross_page_refs((ROOT / f"{page}.md").read_text(encoding="utf-8"), page)
-    assert not refs, f"{page}.md: write [title](../folder/page.md), not {{ref}}, for {refs}"
 
 
 def test_no_prompt_about_jupyter_news(lab):
@@ -245,7 +221,7 @@ def test_run_all_and_save_without_outputs(page, lab):
         ".some(p => p.textContent.includes('*'))",
         timeout=300_000,
     )
-    saved = lab["root"] / "exercises" / "engine.md"
+    saved = lab["root"] / NOTEBOOK.parent.name / NOTEBOOK.name
     before = saved.stat().st_mtime_ns
     page.locator(".jp-NotebookPanel .jp-Notebook").click()
     page.keyboard.press("Control+s")
@@ -265,7 +241,7 @@ def test_run_all_and_save_without_outputs(page, lab):
     assert cells(text) == cells(source), "saving changed the cells of the .md"
     stray = [
         p
-        for p in (lab["root"] / "exercises").rglob("*")
+        for p in (lab["root"] / NOTEBOOK.parent.name).rglob("*")
         if p.is_file() and p != saved and cells(p.read_text(errors="replace")) != cells(source)
     ]
     assert not stray, f"saving wrote {stray} (outputs kept somewhere?)"
@@ -311,7 +287,7 @@ def test_the_learner_notebook_reads_as_plain_jupyter_shows_it(plain_lab, browser
         page.screenshot(path=SHOTS / f"plain-{slug}.png")
         rendered = "\n".join(panel.locator(".jp-RenderedMarkdown").all_inner_texts())
         assert not MYST.search(rendered), f"MyST shows: {MYST.search(rendered)[0]!r}"
-        if name.startswith("exercises/"):
+        if name == PLAIN[0]:
             heading = panel.locator("h3", has_text="Exercise 4.1 — Add and multiply")
             assert heading.count() == 1, "no heading 'Exercise 4.1 — Add and multiply'"
             box = panel.locator("details", has_text="Solution to Exercise 4.1")

@@ -6,6 +6,7 @@ in commonmark mode: no MyST, as Colab and plain Jupyter read it), which must fin
 MyST syntax (directive fences, roles, targets, `%` comments, option lines), every
 exercise of the page with its number and title, and every solution in a closed box that
 holds its code, the very lines of the solution notebook; and no solution as a code cell.
+No page holds a `{ref}` to another page, which JupyterLab cannot follow.
 """
 
 import re
@@ -179,3 +180,26 @@ def test_myst_without_a_plain_form_is_an_error():
     for text in ("```{figure} x.png\n```", "{eq}`x`", "Term\n: definition", unknown_option):
         with pytest.raises(plain.ConversionError):
             plain.convert(text, page)
+
+
+def cross_page_refs(text: str, page: str) -> list[str]:
+    """The labels of the `{ref}`s in MyST `text` (directive bodies included) that lead to
+    another page than `page`: jupyterlab-myst resolves none of them."""
+    found = []
+    for token in plain.parser().parse(text):
+        if plain.directive_name(token) not in (None, "code-cell", "literalinclude", "include"):
+            found += cross_page_refs(token.content, page)
+        for child in token.children or []:
+            if child.type == "myst_role" and child.meta["name"] == "ref":
+                label = child.content.rsplit("<", 1)[-1].rstrip(">").strip()
+                if plain.targets()[label].page != page:
+                    found.append(label)
+    return found
+
+
+@pytest.mark.parametrize("page", PAGES)
+def test_links_to_other_pages_are_links_jupyterlab_opens(page):
+    """A `{ref}` to another page shows as "Cross Reference Not Found" in JupyterLab; a
+    relative link to its `.md` opens it there, and the site renders it the same."""
+    refs = cross_page_refs((ROOT / f"{page}.md").read_text(encoding="utf-8"), page)
+    assert not refs, f"{page}.md: write [title](../folder/page.md), not {{ref}}, for {refs}"

@@ -54,8 +54,19 @@ PLUGINS = ("tests/conftest.py", "tests/nbcollect.py", "tests/colab.py", "tests/s
 # A test that finds modules at run time (walking a package, importing by name) depends on
 # every module of the course and the tools.
 DYNAMIC_IMPORTS = re.compile(r"walk_packages|import_module|iter_modules|rglob\(")
-# A test file that reads the notebooks (or the book's order) says so in its source.
-READS_NOTEBOOKS = re.compile(r"chapters|solutions|exercises|toc_pages|book_notebooks|NOTEBOOK")
+# A test file that reads notebooks says so in its source: by naming one
+# ("solutions/engine.md", or ROOT / "solutions" / "engine.md"), it reads that one; through
+# the book's order or a notebook folder ("chapters", NOTEBOOK_DIRS, toc_pages), all of them.
+NAMED_NOTEBOOK = re.compile(
+    r"\b(chapters|exercises|solutions)/([a-z][\w-]*)(?:\.md)?\b"
+    r"|[\"'](chapters|exercises|solutions)[\"']\s*/\s*[\"']([a-z][\w-]*)\.md[\"']"
+)
+READS_EVERY_NOTEBOOK = re.compile(
+    r"toc_pages|toc_chapters|book_notebooks|\bpages\(\)|BOOK_PAGES|write_all\("
+    r"|NOTEBOOK_(?:FOLDERS|DIRS)|[\"'](?:chapters|exercises|solutions)/?[\"']"
+)
+# The record also holds each notebook's code_fingerprint, under this prefix.
+CODE = "code:"
 BUILD = ["build", ".", "-W", "-n", "--keep-going"]
 PYTEST = [sys.executable, "-m", "pytest", "-n", "auto", "--dist", "loadfile"]
 
@@ -77,8 +88,12 @@ def files_now() -> dict[str, str]:
 
 
 def changed(recorded: dict[str, str], now: dict[str, str]) -> list[str]:
-    """Files added, removed or edited since the record."""
-    return sorted(f for f in recorded.keys() | now.keys() if recorded.get(f) != now.get(f))
+    """Files added, removed or edited since the record (its `CODE` entries aside)."""
+    return sorted(
+        f
+        for f in recorded.keys() | now.keys()
+        if recorded.get(f) != now.get(f) and not f.startswith(CODE)
+    )
 
 
 def module_paths(name: str) -> list[str]:
@@ -114,6 +129,25 @@ def imports(path: str) -> set[str]:
     return seen - {path}
 
 
+def notebooks_read(source: str) -> set[str] | None:
+    """The notebooks a test file's `source` reads: None for every one of them, else the
+    set it names (perhaps empty)."""
+    named = {f"{m[1] or m[3]}/{m[2] or m[4]}.md" for m in NAMED_NOTEBOOK.finditer(source)}
+    if READS_EVERY_NOTEBOOK.search(NAMED_NOTEBOOK.sub("", source)):
+        return None
+    return named
+
+
+def code_fingerprint(notebook: str) -> str:
+    """A hash of a notebook's code cells with their options (tags included): what nbval
+    runs. An edit of the text alone leaves it as it was."""
+    path = ROOT / notebook
+    if not path.is_file():
+        return "(none)"
+    cells = execute.CODE_CELL.findall(path.read_text(encoding="utf-8"))
+    return hashlib.sha256("\0".join(cells).encode()).hexdigest()[:16]
+
+
 def test_files() -> list[str]:
     """The unit, property and site test files."""
     return sorted(p.relative_to(ROOT).as_posix() for p in (ROOT / "tests").rglob("test_*.py"))
@@ -127,6 +161,11 @@ class Plan:
     notebooks: dict[str, str] = field(default_factory=dict)  # notebook -> why
     tests: dict[str, str] = field(default_factory=dict)  # test file -> why
     pages: list[str] = field(default_factory=list)  # pages whose HTML changed
+    # Test files that read every notebook: only their tests of `read` run (the others
+    # read notebooks that did not change); pytest is told through COURSE_NOTEBOOKS.
+    per_notebook: list[str] = field(default_factory=list)
+    read: list[str] = field(default_factory=list)
+    skipped: dict[str, str] = field(default_factory=dict)  # what is left out -> why
 
     def describe(self) -> list[str]:
         """One line per thing selected, with its reason."""
@@ -138,10 +177,25 @@ class Plan:
             lines.append(f"site tests and the PDF, for the pages {', '.join(self.pages)}")
         return lines
 
+    def environment(self) -> dict[str, str]:
+        """What the test processes are told of the selection (tests/conftest.py and
+        tests/site/pages.py read it)."""
+        return {
+            "COURSE_SITE_PAGES": ",".join(self.pages),
+            "COURSE_NOTEBOOKS": ",".join(self.read),
+            "COURSE_NOTEBOOK_TESTS": ",".join(self.per_notebook),
+        }
 
-def plan(changes: list[str], executed: list[str], pages: list[str]) -> Plan:
+
+def plan(
+    changes: list[str],
+    executed: list[str],
+    pages: list[str],
+    text_only: frozenset[str] = frozenset(),
+) -> Plan:
     """What `make check` runs for `changes` (files), the notebooks `executed` again by the
-    build, and the `pages` whose HTML changed."""
+    build, and the `pages` whose HTML changed; `text_only` holds the changed notebooks
+    whose code cells (and their tags) are as they were."""
     result = Plan(pages=sorted(pages))
     plumbing = set().union(*(imports(plugin) for plugin in PLUGINS))
     result.whole = [f for f in changes if WHOLE_SUITE.match(f) or f in plumbing]
@@ -149,16 +203,23 @@ def plan(changes: list[str], executed: list[str], pages: list[str]) -> Plan:
         return result
     notebooks = [f for f in changes if f.startswith(NOTEBOOK_FOLDERS) and f.endswith(".md")]
     for notebook in notebooks:
-        result.notebooks[notebook] = "changed"
+        if notebook in text_only and notebook not in executed:
+            result.skipped[f"nbval {notebook}"] = (
+                "only its text changed: nbval runs its code cells, which are as they were"
+            )
+        elif (ROOT / notebook).is_file():
+            result.notebooks[notebook] = "changed"
     for notebook in executed:  # the front page is no nbval test: the build runs it
         if notebook.startswith(NOTEBOOK_FOLDERS):
             result.notebooks.setdefault(notebook, "executed again (a file it depends on changed)")
+    result.read = sorted(notebooks)
     changed_code = {f for f in changes if f.endswith(".py")}
     others = [f for f in changes if not f.endswith(".py") and f not in notebooks]
     for test in test_files():
         if test.startswith("tests/site/"):
             continue  # chosen by page below
         source = (ROOT / test).read_text(encoding="utf-8")
+        reads = notebooks_read(source) if notebooks else set()
         if test in changed_code:
             result.tests[test] = "changed"
         elif DYNAMIC_IMPORTS.search(source) and (
@@ -169,8 +230,11 @@ def plan(changes: list[str], executed: list[str], pages: list[str]) -> Plan:
             result.tests[test] = f"imports {hit[0]}" + (
                 f" and {len(hit) - 1} more" if hit[1:] else ""
             )
-        elif notebooks and READS_NOTEBOOKS.search(source):
-            result.tests[test] = "reads the notebooks"
+        elif reads is None:
+            result.tests[test] = "reads every notebook: only its tests of the changed ones"
+            result.per_notebook.append(test)
+        elif hit := sorted(reads & set(notebooks)):
+            result.tests[test] = f"reads {hit[0]}"
         elif named := [f for f in others if f in source or Path(f).name in source]:
             result.tests[test] = f"names {named[0]}"
     site_changed = [f for f in changes if f.startswith("tests/site/")]
@@ -213,9 +277,13 @@ def main(argv: list[str] | None = None) -> int:
     recorded = execute.read_json(STATE)
     now = files_now()
     changes = changed(recorded, now)
+    now |= {CODE + f: code_fingerprint(f) for f in now if f.startswith(NOTEBOOK_FOLDERS)}
+    text_only = frozenset(f for f in changes if recorded.get(CODE + f, "") == now.get(CODE + f))
     if args.dry_run:
-        selection = plan(changes, [], []) if recorded else Plan(whole=["(no record)"])
+        selection = plan(changes, [], [], text_only) if recorded else Plan(whole=["(no record)"])
         print("\n".join(selection.describe()) or "nothing changed since the last green run")
+        for what, why in selection.skipped.items():
+            print(f"left out {what}: {why}")
         return 0
     started, start_us = time.monotonic(), time.time_ns() // 1000
     before = html_hashes() if SITE.is_dir() else {}
@@ -236,9 +304,11 @@ def main(argv: list[str] | None = None) -> int:
     if not recorded:
         selection = Plan(whole=["(no record of a green run)"])
     else:
-        selection = plan(changes, executed_since(start_us), pages)
+        selection = plan(changes, executed_since(start_us), pages, text_only)
     for line in selection.describe():
         print(f"make check runs {line}")
+    for what, why in selection.skipped.items():
+        print(f"make check leaves out {what}: {why}")
     if selection.whole:
         run([sys.executable, "tools/pdf.py"])
         run(PYTEST)
@@ -248,7 +318,7 @@ def main(argv: list[str] | None = None) -> int:
         if selection.pages:  # the PDF prints in Chromium while the tests run
             printing = subprocess.Popen([sys.executable, "tools/pdf.py"], cwd=ROOT)
             targets = [t for t in targets if t != "tests/site/test_pdf.py"]
-        env = os.environ | {"COURSE_SITE_PAGES": ",".join(selection.pages)}
+        env = os.environ | selection.environment()
         if targets:
             run([*PYTEST, *targets], env=env)
         if printing is not None:
