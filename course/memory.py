@@ -29,6 +29,7 @@ from torch.utils.checkpoint import checkpoint_sequential
 from torch.utils.flop_counter import FlopCounterMode
 
 from course.distributed import loss_fn, make_batch, make_model, shard_of
+from course.mnist import make_cnn
 from course.threads import same_threads
 
 # ---- meters -----------------------------------------------------------------------------
@@ -116,18 +117,9 @@ def mlp(sizes, activation: str = "relu", dtype: torch.dtype = torch.float32, see
 
 
 def mnist_cnn(channels: int = 16, seed: int = 0) -> nn.Sequential:
-    """Chapter 2's CNN: conv 5×5 → ReLU → pool 2 → conv 5×5 → ReLU → pool 2 → linear."""
+    """Chapter 2's CNN (`course.mnist.make_cnn`), initialised from `seed`."""
     torch.manual_seed(seed)
-    return nn.Sequential(
-        nn.Conv2d(1, channels, 5),
-        nn.ReLU(),
-        nn.MaxPool2d(2),
-        nn.Conv2d(channels, 2 * channels, 5),
-        nn.ReLU(),
-        nn.MaxPool2d(2),
-        nn.Flatten(),
-        nn.Linear(2 * channels * 4 * 4, 10),
-    )
+    return make_cnn(channels)
 
 
 def deep_mlp(depth: int, width: int, seed: int = 0) -> nn.Sequential:
