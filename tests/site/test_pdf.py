@@ -1,6 +1,6 @@
 """The book as one PDF (``make pdf``, ``tools/pdf.py``), read as a reader of paper does.
 
-Read with pypdf: a book's worth of pages, none blank; every chapter with its number in the
+Read with pypdf (outline, links) and poppler's pdftotext (text): a book's worth of pages, none blank; every chapter with its number in the
 outline and in the printed contents, on the page the contents says; page numbers on the
 pages; every link either a jump inside the PDF or a real address (never the temporary
 print server); each solution printed once; no MathJax error and no raw TeX (a formula
@@ -36,8 +36,20 @@ def reader(site):
 
 
 @pytest.fixture(scope="module")
-def page_texts(reader) -> list[str]:
-    return [page.extract_text() or "" for page in reader.pages]
+def page_texts(reader, site) -> list[str]:
+    """The text of each page, by poppler's pdftotext (a second for the book; pypdf's
+    `extract_text` takes twenty)."""
+    if shutil.which("pdftotext") is None:
+        pytest.fail("pdftotext not found: install poppler-utils (.ci/run does)")
+    text = subprocess.run(
+        ["pdftotext", "-layout", "-enc", "UTF-8", str(site / PDF_NAME), "-"],
+        capture_output=True,
+        text=True,
+        check=True,
+    ).stdout
+    pages = text.split("\f")[: len(reader.pages)]
+    assert len(pages) == len(reader.pages), "pdftotext and pypdf count different pages"
+    return pages
 
 
 @pytest.fixture(scope="module")
