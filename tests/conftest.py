@@ -39,6 +39,42 @@ def notebooks_of(item) -> set[str]:
     return {name for value in flat if (name := notebook_named(value)) is not None}
 
 
+# Site tests whose every test reads the whole book (the search index, the PDF, the links
+# between pages, Previous and Next): `make check` never narrows them to some pages.
+WHOLE_BOOK = ("tests/site/test_reading.py", "tests/site/test_pdf.py", "tests/site/test_links.py")
+
+
+def pages_of(item, pages: set[str]) -> set[str]:
+    """The pages of the book (``chapters/tensors``) that the parameters of a test name."""
+    callspec = getattr(item, "callspec", None)
+    values = callspec.params.values() if callspec is not None else ()
+    flat = [v for value in values for v in (value if isinstance(value, tuple) else (value,))]
+    return {value for value in flat if isinstance(value, str) and value in pages}
+
+
+def only_changed_pages(config, items) -> None:
+    """`make check` (tools/check.py): a site test of given pages runs only when one of
+    them is among the pages whose HTML changed (COURSE_SITE_PAGES); tests of no page in
+    particular, and those of WHOLE_BOOK, run."""
+    changed = {p for p in os.environ.get("COURSE_SITE_PAGES", "").split(",") if p}
+    if not changed:
+        return
+    from course.book import toc_pages
+
+    pages = set(toc_pages()) | {"reference/execution"}
+    kept, left = [], []
+    for item in items:
+        path = item.nodeid.split("::")[0]
+        named = pages_of(item, pages) if path.startswith("tests/site/") else set()
+        if path in WHOLE_BOOK or not named or named & changed:
+            kept.append(item)
+        else:
+            left.append(item)
+    if left:
+        config.hook.pytest_deselected(items=left)
+        items[:] = kept
+
+
 def only_changed_notebooks(config, items) -> None:
     """`make check` (tools/check.py): in the test files named by COURSE_NOTEBOOK_TESTS,
     which read every notebook, a test of one notebook runs only for the notebooks named
@@ -60,6 +96,7 @@ def pytest_collection_modifyitems(config, items):
     """`make test` runs offline: a test that needs the package index is skipped, saying
     which command runs it (`make lock-check`, which CI runs after `make test`)."""
     only_changed_notebooks(config, items)
+    only_changed_pages(config, items)
     if config.getoption("--with-index"):
         return
     skip = pytest.mark.skip(reason="needs the package index: run `make lock-check`")

@@ -6,6 +6,7 @@ be among those `make check` selects for that edit. The notebook's own nbval run,
 and the site tests of its page are selected by name.
 """
 
+import os
 import re
 import shutil
 import subprocess
@@ -139,7 +140,7 @@ def test_a_prose_edit_breaks_only_tests_that_make_check_selects(copy):
     finally:
         (copy / notebook).write_text(original)
     failed = set(re.findall(r"^(?:FAILED|ERROR) (\S+?)(?: - |$)", failed, re.M))
-    kept = set(re.findall(r"^(\S+::\S+)$", kept, re.M))
+    kept = set(re.findall(r"^(\S+::.+)$", kept, re.M))
     assert len({f.split("::")[0] for f in failed}) >= 3, f"the edit broke too little: {failed}"
     missed = failed - kept
     assert not missed, f"make check leaves out {sorted(missed)} after a prose edit"
@@ -167,3 +168,28 @@ def test_nothing_changed_selects_nothing():
     assert not selection.whole
     assert not selection.notebooks
     assert not selection.tests
+
+
+def collected(arguments: list[str], env: dict) -> set[str]:
+    """The test ids pytest collects here with `env` added to the environment."""
+    out = subprocess.run(
+        [sys.executable, "-m", "pytest", "--co", "-q", "-p", "no:cacheprovider", *arguments],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        env=os.environ | env,
+    ).stdout
+    return set(re.findall(r"^(\S+::.+)$", out, re.M))
+
+
+def test_site_tests_of_unchanged_pages_are_left_out_but_not_those_of_the_whole_book():
+    files = ["tests/site/test_phone.py", "tests/site/test_reading.py"]
+    every = collected(files, {})
+    some = collected(files, {"COURSE_SITE_PAGES": "chapters/forward"})
+    scrolls = "test_phone.py::test_a_block_wider_than_the_phone_shows_that_it_scrolls"
+    assert any(scrolls in t and "[chapters/forward-" in t for t in some)
+    assert not any(scrolls in t and "[chapters/tensors-" in t for t in some), "not narrowed"
+    assert any(scrolls in t and "[chapters/tensors-" in t for t in every)
+    reading = {t for t in every if "test_reading.py" in t}
+    assert reading
+    assert reading <= some, "a test of the whole book was narrowed to some pages"
