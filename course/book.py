@@ -52,6 +52,29 @@ def toc_pages(book: Path = ROOT) -> list[str]:
     return pages
 
 
+def toc_chapters(book: Path = ROOT) -> dict[str, list[str]]:
+    """Each chapter-level page of `book/_toc.yml` (the root and sections excluded), in
+    reading order, mapped to the pages nested under it as `sections`, at any depth, in
+    reading order (none for most pages). A chapter that is several pages is its landing
+    page here, its sections in the list."""
+    toc = yaml.safe_load((book / "_toc.yml").read_text(encoding="utf-8"))
+    chapters = {}
+
+    def nested(entry) -> list[str]:
+        pages = []
+        for section in entry.get("sections", []):
+            if "file" in section:
+                pages.append(_strip(section["file"]))
+            pages += nested(section)
+        return pages
+
+    for part in toc.get("parts", [{"chapters": toc.get("chapters", [])}]):
+        for chapter in part.get("chapters", []):
+            if "file" in chapter:
+                chapters[_strip(chapter["file"])] = nested(chapter)
+    return chapters
+
+
 def _strip(file: str) -> str:
     path = Path(file)
     return str(path.with_suffix("")) if path.suffix in (".md", ".ipynb", ".rst") else file

@@ -40,7 +40,7 @@ from urllib.parse import urlsplit
 
 import yaml
 
-from course.book import CHROMIUM, CHROMIUM_ARGS, ROOT, serve, toc_pages
+from course.book import CHROMIUM, CHROMIUM_ARGS, ROOT, serve, toc_chapters
 
 PDF_NAME = "executable-pytorch.pdf"
 PRINT_DIR = "_print"
@@ -139,8 +139,8 @@ class Page:
     """One page of the site as printed: which page, its number and title, its part."""
 
     name: str  # e.g. "chapters/tensors"
-    part: str  # "front", "chapter", "exercises", "solutions"
-    chapter: int | None  # the chapter's number, for chapters and their exercises
+    part: str  # "front", "chapter", "section" (a page of a chapter), "exercises", "solutions"
+    chapter: int | None  # the chapter's number, for chapters, their sections and exercises
     title: str = ""
     sections: list[tuple[str, str]] = field(default_factory=list)  # (anchor, title)
 
@@ -151,16 +151,17 @@ class Page:
 
 
 def book_pages(site: Path) -> list[Page]:
-    """The pages the PDF prints, in the book's order: the front page, each chapter with
-    its exercises, then every solution page (an appendix). The reference pages (execution
-    statistics) stay on the site."""
+    """The pages the PDF prints, in the book's order: the front page, each chapter (its
+    section pages after it, where it has some) with its exercises, then every solution
+    page (an appendix). The reference pages (execution statistics) stay on the site."""
     chapters, solutions = [], []
     number = 0
-    for name in toc_pages(ROOT):
+    for name, sections in toc_chapters(ROOT).items():
         folder = name.split("/")[0]
         if folder == "chapters":
             number += 1
             chapters.append(Page(name, "chapter", number))
+            chapters += [Page(section, "section", number) for section in sections]
         elif folder == "exercises":
             chapters.append(Page(name, "exercises", number))
         elif folder == "solutions":
@@ -289,6 +290,9 @@ def contents(pages: list[Page], numbers: dict[str, int]) -> str:
         if page.part == "solutions" and not appendix:
             items.append('<li class="part">Appendix: worked solutions</li>')
             appendix = True
+        if page.part == "section":  # a page of a chapter, listed under it
+            items.append(entry(page.slug, page.title, "section"))
+            continue
         items.append(entry(page.slug, page.title, "page"))
         if page.part == "chapter":
             items += [entry(anchor, title, "section") for anchor, title in page.sections]
@@ -388,15 +392,21 @@ def print_book(site: Path, pages: list[Page], out: Path, commit: str) -> dict:
 
 
 def add_outline(pdf: Path, pages: list[Page], numbers: dict[str, int]) -> int:
-    """Bookmarks: each page, and a chapter's sections under it. Returns the page count."""
+    """Bookmarks: each page, and a chapter's sections under it (a section page under its
+    chapter, and its own sections under it). Returns the page count."""
     from pypdf import PdfReader, PdfWriter
 
     writer = PdfWriter(clone_from=PdfReader(pdf))
+    chapter = None
     for page in pages:
         if page.slug not in numbers:
             continue
-        parent = writer.add_outline_item(title=page.title, page_number=numbers[page.slug] - 1)
-        for anchor, title in page.sections if page.part == "chapter" else []:
+        above = chapter if page.part == "section" else None
+        parent = writer.add_outline_item(
+            title=page.title, page_number=numbers[page.slug] - 1, parent=above
+        )
+        chapter = parent if page.part == "chapter" else chapter
+        for anchor, title in page.sections if page.part in ("chapter", "section") else []:
             if anchor in numbers:
                 writer.add_outline_item(title=title, page_number=numbers[anchor] - 1, parent=parent)
     writer.add_metadata({"/Title": TITLE, "/Author": "The Executable PyTorch authors"})

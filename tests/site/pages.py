@@ -17,7 +17,7 @@ from pathlib import Path
 from urllib.parse import urlsplit
 
 from course import book
-from course.book import toc_pages
+from course.book import toc_chapters, toc_pages
 
 ROOT = Path(__file__).resolve().parents[2]
 SITE = Path(os.environ.get("COURSE_SITE", ROOT / "_build" / "html")).resolve()
@@ -42,7 +42,14 @@ ONLY = [page for page in os.environ.get("COURSE_SITE_PAGES", "").split(",") if p
 PAGES = [page for page in BOOK_PAGES if page in ONLY] if ONLY else BOOK_PAGES
 NOTEBOOK_FOLDERS = ("chapters/", "exercises/", "solutions/")
 NOTEBOOKS = [page for page in PAGES if page.startswith(NOTEBOOK_FOLDERS)]
-CHAPTERS = [page for page in BOOK_PAGES if page.startswith("chapters/")]
+# A chapter that is several pages counts once, as its landing page (the chapter-level
+# checks: numbering, Next to its exercises, the PDF's chapters); CHAPTER_PAGES are every
+# page of every chapter, sections included (SECTIONS: a chapter's section pages).
+SECTIONS = {
+    page: pages for page, pages in toc_chapters(BOOK).items() if page.startswith("chapters/")
+}
+CHAPTERS = list(SECTIONS)
+CHAPTER_PAGES = [page for page in BOOK_PAGES if page.startswith("chapters/")]
 SOLUTIONS = [page for page in BOOK_PAGES if page.startswith("solutions/")]
 
 

@@ -153,7 +153,7 @@ FRAMES_JS = """() => {
 }"""
 
 
-@pytest.mark.parametrize("page", ["chapters/mnist", "chapters/tensors", "intro"])
+@pytest.mark.parametrize("page", ["chapters/mnist-training", "chapters/tensors", "intro"])
 def test_figures_and_code_sit_quietly_in_dark_mode(visits, page):
     context, tab, _visit = visits.open("desktop", "dark")
     try:

@@ -10,7 +10,7 @@ import re
 
 import pytest
 
-from tests.site.pages import BOOK, BOOK_PAGES, CHAPTERS, SITE, WIDTHS, listing
+from tests.site.pages import BOOK, BOOK_PAGES, CHAPTER_PAGES, CHAPTERS, SITE, WIDTHS, listing
 from tests.site.reader import in_view, visible_one
 
 pytestmark = pytest.mark.site
@@ -160,7 +160,7 @@ def title_identifiers() -> list[tuple[str, str]]:
     """(identifier, chapter) for each name in code in a chapter's section titles
     (`no_sync`, `torch.distributed`) and each acronym (DDP, GPU), from the book's sources."""
     found = {}
-    for chapter in CHAPTERS:
+    for chapter in CHAPTER_PAGES:
         text = (BOOK / f"{chapter}.md").read_text(encoding="utf-8")
         prose = re.sub(r"^(```|~~~).*?^\1", "", text, flags=re.M | re.S)  # not code cells
         for title in re.findall(r"^#{1,6} (.+)$", prose, re.M):
