@@ -1,11 +1,12 @@
 """The book as one PDF (``make pdf``, ``tools/pdf.py``), read as a reader of paper does.
 
-Read with pypdf (outline, links) and poppler's pdftotext (text): a book's worth of pages, none blank; every chapter with its number in the
-outline and in the printed contents, on the page the contents says; page numbers on the
-pages; every link either a jump inside the PDF or a real address (never the temporary
-print server); each solution printed once; no MathJax error and no raw TeX (a formula
-left untypeset shows its ``\\(`` delimiters); code that fits its line. A sample of pages
-is rendered to PNG under ``_build/pdf-pages/`` (with poppler's pdftoppm) to be looked at.
+Read with pypdf (outline, links) and poppler's pdftotext (text): a book's worth of
+pages, none blank; every chapter with its number in the outline and in the printed
+contents, on the page the contents says; page numbers on the pages; every link either a
+jump inside the PDF or a real address (never the temporary print server); each solution
+printed once; no MathJax error and no raw TeX (a formula left untypeset shows its
+``\\(`` delimiters); code that fits its line. A sample of pages is rendered to PNG under
+``_build/pdf-pages/`` (with poppler's pdftoppm) to be looked at.
 """
 
 import json
