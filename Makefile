@@ -8,10 +8,13 @@ STAMP := $(VENV)/.installed
 TEST_STAMP := $(VENV)/.installed-test
 # The notebooks are independent: tools/execute.py runs them in parallel into the cache
 # that the build then reads; pytest keeps each test file on one worker (one kernel per
-# notebook), and every test of the built site on one worker (tests/nbcollect.py).
+# notebook), and the tests of each page of the built site on one of two workers, which
+# loads the page once per width and scheme (tests/nbcollect.py). Two workers per core:
+# a browser worker waits on Chromium about half the time, and the others fill it.
+WORKERS := $(shell echo $$((2 * $$(nproc))))
 EXECUTE := $(BIN)/python tools/execute.py
 JB := $(BIN)/jupyter-book build . -W -n --keep-going
-PYTEST := $(BIN)/python -m pytest -n auto --dist loadfile
+PYTEST := $(BIN)/python -m pytest -n $(WORKERS) --dist loadfile
 
 .PHONY: help book test check exercises lint bench notebooks lock lock-check clean clean-cache pdf
 
@@ -33,7 +36,7 @@ test: $(TEST_STAMP) ## exercises in sync, strict build, then every test (noteboo
 # The loop: only the tests that the files changed since the last green `make check` can
 # affect (the whole suite when a change is one it cannot follow); says what it skipped.
 check: $(TEST_STAMP) ## only what your edits can affect: changed notebooks, their tests and pages
-	$(BIN)/python tools/check.py
+	COURSE_TEST_WORKERS=$(WORKERS) $(BIN)/python tools/check.py
 
 # Regenerate exercises/ from solutions/ (the single source of every exercise).
 exercises: $(STAMP) ## regenerate exercises/ from solutions/

@@ -77,14 +77,30 @@ def pytest_collect_file(file_path, parent):
     return None
 
 
-# The tests of the built site share one browser and, per process, the pages it has loaded
-# (tests/site/pages.py): they stay on one worker, which loads each page once.
+# The tests of the built site share, per process, one browser and the pages it has loaded
+# (tests/site/pages.py): every test of a page goes to the same worker, which loads that
+# page once per width and colour scheme. The pages are dealt to SITE_GROUPS workers, a
+# third of them to the one that also takes the site tests of no page in particular (the
+# search, the PDF, the menus: about as long as a third of the pages).
 SITE_TESTS = "tests/site/"
+SITE_GROUPS = 2
+
+
+def site_group(nodeid: str, pages: list[str]) -> str:
+    """The scope of a site test: ``tests/site/0`` or ``tests/site/1``, by the page its
+    parameters name (the longest page name found in its id), else the first."""
+    _, _, params = nodeid.partition("[")
+    named = [p for p in pages if p in params]
+    if not named:
+        return f"{SITE_TESTS}0"
+    page = max(named, key=len)
+    index = pages.index(page)
+    return f"{SITE_TESTS}{0 if index % 3 == 0 else 1}"
 
 
 @pytest.hookimpl(optionalhook=True)
 def pytest_xdist_make_scheduler(config, log):
-    """`--dist loadfile`, except that every test of the built site goes to one worker.
+    """`--dist loadfile`, except that the site tests go to SITE_GROUPS workers by page.
 
     A file is the unit of work otherwise: a notebook's cells share one kernel.
     """
@@ -92,9 +108,15 @@ def pytest_xdist_make_scheduler(config, log):
         return None
     from xdist.scheduler import LoadFileScheduling
 
+    from course.book import toc_pages
+
+    pages = [*toc_pages(), "reference/execution", "search"]
+
     class FilesAndSite(LoadFileScheduling):
         def _split_scope(self, nodeid: str) -> str:
-            return SITE_TESTS if nodeid.startswith(SITE_TESTS) else super()._split_scope(nodeid)
+            if nodeid.startswith(SITE_TESTS):
+                return site_group(nodeid, pages)
+            return super()._split_scope(nodeid)
 
     return FilesAndSite(config, log)
 

@@ -68,7 +68,9 @@ READS_EVERY_NOTEBOOK = re.compile(
 # The record also holds each notebook's code_fingerprint, under this prefix.
 CODE = "code:"
 BUILD = ["build", ".", "-W", "-n", "--keep-going"]
-PYTEST = [sys.executable, "-m", "pytest", "-n", "auto", "--dist", "loadfile"]
+# As `make test` runs pytest (the Makefile says how many workers).
+WORKERS = os.environ.get("COURSE_TEST_WORKERS", "auto")
+PYTEST = [sys.executable, "-m", "pytest", "-n", WORKERS, "--dist", "loadfile"]
 
 
 def files_now() -> dict[str, str]:

@@ -68,6 +68,21 @@ class Visit:
     # axe-core fetches the page's stylesheets again, resolving @import against the page
     # rather than the stylesheet (a 404 no reader meets): requests stop counting then.
     recording: bool = True
+    probes: dict = field(default_factory=dict)  # name -> what PROBES[name] returned
+
+
+# What the tests of one page measure in it besides FACTS_JS, taken during the one load of
+# each page per width and colour scheme: name -> (width, mode, JavaScript, its argument).
+# Test modules add theirs with `probe()` when they are imported (pytest collects every
+# test module before the first test runs, so before any page loads).
+PROBES: dict[str, tuple[str, str, str, object]] = {}
+
+
+def probe(name: str, js: str, width: str = "desktop", mode: str = "light", arg=None) -> str:
+    """Measure `js` (called with `arg`, if given) in every page loaded at `width` in `mode`;
+    a test reads it as ``visits.get(page, width, mode).probes[name]``."""
+    PROBES[name] = (width, mode, js, arg)
+    return name
 
 
 # Collected in the page once it has loaded and MathJax (where present) has typeset.
@@ -121,7 +136,9 @@ WAIT_FOR_MATH_JS = """async () => {
 
 
 class Visits:
-    """Loads each page once per width and mode (lazily, cached) and records what happened."""
+    """Loads each page once per width and mode (lazily, cached) and records what happened:
+    the tests of one page share that load (FACTS_JS, PROBES); only a test that acts on the
+    page (a click, a scroll, a search) opens a tab of its own."""
 
     def __init__(self, browser, base_url: str):
         self.browser, self.base_url, self.cache = browser, base_url, {}
@@ -172,6 +189,9 @@ class Visits:
             tab.goto(self.url(page), wait_until="load")
             tab.evaluate(WAIT_FOR_MATH_JS)
             visit.facts = tab.evaluate(FACTS_JS)
+            for name, (at_width, in_mode, js, arg) in PROBES.items():
+                if (at_width, in_mode) == (width, mode):
+                    visit.probes[name] = tab.evaluate(js) if arg is None else tab.evaluate(js, arg)
             SCREENSHOTS.mkdir(parents=True, exist_ok=True)
             shot = SCREENSHOTS / f"{page.replace('/', '-')}-{width}-{mode}.png"
             tab.screenshot(path=shot, full_page=FULL_PAGE_SCREENSHOTS)

@@ -9,7 +9,7 @@ import re
 
 import pytest
 
-from tests.site.pages import PAGES, SOLUTIONS, listing
+from tests.site.pages import PAGES, SOLUTIONS, listing, probe
 from tests.site.reader import LINE_BREAKS_JS, bad_break
 
 pytestmark = pytest.mark.site
@@ -36,18 +36,26 @@ SIDEBARS_JS = """() => [...document.querySelectorAll('.bd-sidebar-secondary, .bd
   })"""
 
 SIDEBAR_CODE = ".bd-sidebar-secondary code, .bd-sidebar-primary code"
+SIDEBARS = probe("sidebars", SIDEBARS_JS)
+SIDEBAR_BREAKS = probe("sidebar line breaks", LINE_BREAKS_JS, arg=SIDEBAR_CODE)
+# The titles of the exercises and the labels of the hidden cells shown (closed).
+SOLUTION_LABELS = probe(
+    "solution labels",
+    """() => ({
+  exercises: [...document.querySelectorAll('article .exercise > .admonition-title')]
+    .map((e) => e.innerText),
+  labels: [...document.querySelectorAll('article details.hide > summary')]
+    .filter((e) => e.getClientRects().length).map((e) => e.innerText),
+})""",
+)
 
 
 @pytest.mark.parametrize("page", PAGES)
 def test_sidebars_fit_their_columns(visits, page):
     """Chapter 6's `DistributedDataParallel` made the contents 233 px wide in 208 px."""
-    context, tab, _ = visits.open("desktop")
-    try:
-        tab.goto(visits.url(page), wait_until="load")
-        bars = tab.evaluate(SIDEBARS_JS)
-        breaks = tab.evaluate(LINE_BREAKS_JS, SIDEBAR_CODE)
-    finally:
-        context.close()
+    probes = visits.desktop(page).probes
+    bars, breaks = probes[SIDEBARS], probes[SIDEBAR_BREAKS]
+    assert bars, f"{page}: no sidebar found (.bd-sidebar-primary, .bd-sidebar-secondary)"
     for bar in bars:
         assert bar["scroll_width"] <= bar["client_width"], (
             f"{page}: the {bar['name']} sidebar is {bar['scroll_width']} px wide in "
@@ -62,13 +70,8 @@ def test_sidebars_fit_their_columns(visits, page):
 def test_each_solution_is_labelled_with_its_exercise(visits, page):
     """Not "Show code cell source": "Solution to Exercise 1.1 — Predict the shape" (or
     "Solution to Exercises 4.1, 4.2 and 4.3" for a cell that solves several)."""
-    context, tab, _ = visits.open("desktop")
-    try:
-        tab.goto(visits.url(page), wait_until="load")
-        exercises = tab.locator("article .exercise > .admonition-title").all_inner_texts()
-        labels = tab.locator("article details.hide > summary >> visible=true").all_inner_texts()
-    finally:
-        context.close()
+    shown = visits.desktop(page).probes[SOLUTION_LABELS]
+    exercises, labels = shown["exercises"], shown["labels"]
     numbers = {re.search(r"\d+\.\d+", title)[0] for title in exercises}
     assert labels, f"{page}: no hidden solution"
     wrong = [label for label in labels if not label.strip().startswith("Solution to Exercise")]

@@ -15,7 +15,7 @@ from urllib.parse import unquote, urljoin, urlsplit
 import pytest
 
 from course.figures import PIXEL_RATIO, SMALLEST_TEXT_KEY
-from tests.site.pages import MODES, PAGES, listing
+from tests.site.pages import MODES, PAGES, listing, probe
 
 pytestmark = pytest.mark.site
 
@@ -149,19 +149,15 @@ FRAMES_JS = """() => {
                    brightness: brightness(style.backgroundColor)});
     }
   }
-  return frames;
+  return [document.documentElement.dataset.theme, frames];
 }"""
+FRAMES = probe("frames in dark mode", FRAMES_JS, "desktop", "dark")
 
 
 @pytest.mark.parametrize("page", ["chapters/mnist-training", "chapters/tensors", "intro"])
 def test_figures_and_code_sit_quietly_in_dark_mode(visits, page):
-    context, tab, _visit = visits.open("desktop", "dark")
-    try:
-        tab.goto(visits.url(page), wait_until="load")
-        assert tab.evaluate("document.documentElement.dataset.theme") == "dark"
-        frames = tab.evaluate(FRAMES_JS)
-    finally:
-        context.close()
+    theme, frames = visits.get(page, "desktop", "dark").probes[FRAMES]
+    assert theme == "dark"
     loud = [
         f"{f['what']}: {f['kind']} {f['width']} px, brightness {f['brightness']:.2f}"
         for f in frames

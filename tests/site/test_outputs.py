@@ -12,7 +12,7 @@ import re
 
 import pytest
 
-from tests.site.pages import PAGES, ROOT, listing
+from tests.site.pages import PAGES, ROOT, listing, probe
 
 pytestmark = pytest.mark.site
 
@@ -27,6 +27,7 @@ WIDE_CODE_JS = """() => [...document.querySelectorAll('article .cell_input pre')
     return `${widest.length} characters, ${pre.scrollWidth} px in ${pre.clientWidth} px: `
       + widest.trim().slice(0, 90);
   })"""
+WIDE_CODE = probe("code wider than its block", WIDE_CODE_JS)
 
 
 @pytest.mark.parametrize("page", PAGES)
@@ -69,10 +70,5 @@ def test_no_restructuredtext_double_backticks(visits, page):
 
 @pytest.mark.parametrize("page", PAGES)
 def test_code_lines_fit_the_column_at_desktop_width(visits, page):
-    context, tab, _ = visits.open("desktop")
-    try:
-        tab.goto(visits.url(page), wait_until="load")
-        wide = tab.evaluate(WIDE_CODE_JS)
-    finally:
-        context.close()
+    wide = visits.desktop(page).probes[WIDE_CODE]
     assert not wide, f"{page}: code lines wider than the column at 1366 px:" + listing(wide)

@@ -106,24 +106,24 @@ def test_phone_width_needs_no_horizontal_scrolling(visits, page):
     assert not visit.console_errors, f"{page}: console errors:" + listing(visit.console_errors)
 
 
-def test_hidden_solutions_open_on_click(visits):
+@pytest.mark.parametrize("page", SOLUTIONS)
+def test_hidden_solutions_open_on_click(visits, page):
     toggles = 0
-    for page in SOLUTIONS:
-        context, tab, visit = visits.open()
-        try:
-            tab.goto(visits.url(page), wait_until="load")
-            hidden = tab.locator("article details.hide")
-            for index in range(hidden.count()):
-                toggle = hidden.nth(index)
-                content = toggle.locator(":scope > summary ~ *").first
-                assert not content.is_visible(), f"{page}: hidden cell {index} shows before a click"
-                toggle.locator(":scope > summary").click()
-                content.wait_for(state="visible", timeout=2000)
-                toggles += 1
-        finally:
-            context.close()
-        assert not visit.console_errors, f"{page}: console errors:" + listing(visit.console_errors)
-    assert toggles, f"no hidden solution (a hide-input cell) on any of {SOLUTIONS}"
+    context, tab, visit = visits.open()
+    try:
+        tab.goto(visits.url(page), wait_until="load")
+        hidden = tab.locator("article details.hide")
+        for index in range(hidden.count()):
+            toggle = hidden.nth(index)
+            content = toggle.locator(":scope > summary ~ *").first
+            assert not content.is_visible(), f"{page}: hidden cell {index} shows before a click"
+            toggle.locator(":scope > summary").click()
+            content.wait_for(state="visible", timeout=2000)
+            toggles += 1
+    finally:
+        context.close()
+    assert not visit.console_errors, f"{page}: console errors:" + listing(visit.console_errors)
+    assert toggles, f"{page}: no hidden solution (a hide-input cell)"
 
 
 def test_search_for_backward_lists_the_autograd_chapter(visits):

@@ -11,7 +11,7 @@ import re
 
 import pytest
 
-from tests.site.pages import PAGES, PHONE, listing
+from tests.site.pages import PAGES, PHONE, listing, probe
 from tests.site.reader import (
     COVERED_HEADINGS_JS,
     JUMP_TARGET_JS,
@@ -56,18 +56,14 @@ def test_a_section_tapped_in_the_contents_drawer_closes_it(visits):
 
 
 HEADING_CODE = "article :is(h1, h2, h3, h4, h5, h6, .admonition-title) code"
+HEADING_BREAKS = probe("heading line breaks", LINE_BREAKS_JS, "phone", arg=HEADING_CODE)
 
 
 @pytest.mark.parametrize("page", PAGES)
 def test_headings_break_identifiers_between_words(visits, page):
     """ "torch.distribut|ed" and "DistributedDataPara|llel" are wrong; "torch.|distributed"
     and "Distributed|DataParallel" are right."""
-    context, tab, _ = visits.open("phone")
-    try:
-        tab.goto(visits.url(page), wait_until="load")
-        breaks = tab.evaluate(LINE_BREAKS_JS, HEADING_CODE)
-    finally:
-        context.close()
+    breaks = visits.phone(page).probes[HEADING_BREAKS]
     wrong = [f"{before}|{after}" for before, after in breaks if bad_break(before, after)]
     assert not wrong, f"{page}: identifiers broken inside a word:" + listing(wrong)
 
@@ -104,18 +100,14 @@ CUT_COMMENTS_JS = """() => {
   }
   return cut;
 }"""
+CUT_COMMENTS = probe("comments cut at the edge", CUT_COMMENTS_JS, "phone")
 
 
 @pytest.mark.parametrize("page", EXERCISES)
 def test_the_comments_of_exercise_stubs_fit_the_screen(visits, page):
     """ "# TODO Exercise 1.1: write your code he…" must read to its end without scrolling:
     comments and docstrings wrap within the block."""
-    context, tab, _ = visits.open("phone")
-    try:
-        tab.goto(visits.url(page), wait_until="load")
-        cut = tab.evaluate(CUT_COMMENTS_JS)
-    finally:
-        context.close()
+    cut = visits.phone(page).probes[CUT_COMMENTS]
     assert not cut, f"{page}: comments cut at the phone's edge:" + listing(cut)
 
 
@@ -185,6 +177,18 @@ JUMP_JS = """(id) => {
   window.scrollTo(0, document.documentElement.scrollHeight);
   return new Promise((done) => setTimeout(() => { location.hash = id; done(); }, 100));
 }"""
+# Resolves once the page has stopped scrolling (the same position for eight frames in a
+# row, at least 200 ms after the jump) or after 2 s.
+SETTLED_JS = """async () => {
+  const frame = () => new Promise((done) => requestAnimationFrame(done));
+  const start = performance.now();
+  let last = -1, still = 0;
+  while ((still < 8 || performance.now() - start < 200) && performance.now() - start < 2000) {
+    await frame();
+    still = scrollY === last ? still + 1 : 0;
+    last = scrollY;
+  }
+}"""
 
 
 @pytest.mark.parametrize("page", [*EXERCISES[:2], DISTRIBUTED])
@@ -201,7 +205,7 @@ def test_back_to_top_covers_no_heading_after_a_jump(visits, page):
         )
         for target in targets:
             tab.evaluate(JUMP_JS, target)
-            tab.wait_for_timeout(700)
+            tab.evaluate(SETTLED_JS)
             shown += tab.locator("#pst-back-to-top").is_visible()
             covered += [f"#{target}: {c}" for c in tab.evaluate(COVERED_HEADINGS_JS)]
             top, bottom, floor, height = tab.evaluate(JUMP_TARGET_JS, target)

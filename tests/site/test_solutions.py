@@ -55,20 +55,19 @@ def test_one_click_on_an_exercise_page_shows_the_solution(visits, width):
     assert not visit.console_errors, listing(visit.console_errors)
 
 
-def test_every_exercise_page_has_a_closed_solution_per_exercise(visits):
+@pytest.mark.parametrize("page", [p for p in PAGES if p.startswith("exercises/")])
+def test_every_exercise_page_has_a_closed_solution_per_exercise(visits, page):
     context, tab, _visit = visits.open()
-    counts = {}
     try:
-        for page in (p for p in PAGES if p.startswith("exercises/")):
-            tab.goto(visits.url(page), wait_until="load")
-            article = tab.locator("article.bd-article")
-            exercises = article.locator(".exercise").count()
-            titles = article.get_by_text(re.compile(r"^\s*Solution to Exercise \d+\.\d+"))
-            counts[page] = (exercises, titles.count())
+        tab.goto(visits.url(page), wait_until="load")
+        article = tab.locator("article.bd-article")
+        exercises = article.locator(".exercise").count()
+        titles = article.get_by_text(re.compile(r"^\s*Solution to Exercise \d+\.\d+"))
+        boxes = titles.count()
     finally:
         context.close()
-    wrong = {page: c for page, c in counts.items() if c[0] == 0 or c[0] != c[1]}
-    assert not wrong, f"(exercises, solution boxes) per page: {wrong}"
+    assert exercises, f"{page}: no exercise"
+    assert exercises == boxes, f"{page}: {exercises} exercises, {boxes} solution boxes"
 
 
 @pytest.mark.parametrize("chapter", CHAPTERS)
