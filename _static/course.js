@@ -17,6 +17,8 @@
  *   course.css): a reader sees that it scrolls.
  * - The page a search result opens highlights the words searched (Sphinx does so only
  *   where its search script is absent, and this theme loads it on every page).
+ * - The arrow that opens a chapter's sections in the book's contents (a <summary> that
+ *   holds only an icon) is named for screen readers: "Sections of <chapter>".
  */
 "use strict";
 
@@ -186,7 +188,17 @@
     }
   }
 
+  function nameSectionToggles() {
+    for (const summary of document.querySelectorAll("li.has-children > details > summary")) {
+      const chapter = summary.parentElement.parentElement.querySelector(":scope > a");
+      if (chapter && !summary.textContent.trim()) {
+        summary.setAttribute("aria-label", `Sections of ${chapter.textContent.trim()}`);
+      }
+    }
+  }
+
   ready(() => {
+    nameSectionToggles();
     closeDrawersOnLinkTap();
     backToTopInTheTopBar();
     watchBlocks();

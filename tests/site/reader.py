@@ -104,10 +104,11 @@ LINE_BREAKS_JS = """(selector) => {
 
 def bad_break(before: str, after: str) -> bool:
     """Whether a line break between ``before`` and ``after`` splits a word: it may come
-    after a dot, an underscore, a slash or a space, or where a new capitalised word of a
-    CamelCase name starts ("Distributed|DataParallel"), nowhere else."""
+    after a dot, an underscore, a hyphen, a slash or a space ("chapters/mnist-|loading"),
+    or where a new capitalised word of a CamelCase name starts ("Distributed|DataParallel"),
+    nowhere else."""
     last, first = before[-1], after[0]
-    if last in "._/ " or first == " ":
+    if last in "._-/ " or first == " ":
         return False
     return not (last.islower() and first.isupper())
 
