@@ -43,10 +43,11 @@ exercises: $(STAMP) ## regenerate exercises/ from solutions/
 	$(BIN)/python tools/make_exercises.py
 
 # Timings (never in tests): prints a table, writes _build/bench/bench.json.
-# `make bench FULL=1` also times a cold `make test`; ONLY=book (or mnist, engine, forward,
-# distributed) runs one section.
+# `make bench FULL=1` also times a cold `make test`; ONLY=book (or check, test, mnist,
+# engine, forward, distributed, memory) runs one section; ONLY=test BEFORE=<commit> times a
+# cold `make test` of that commit first (a git worktree), then of this tree.
 bench: $(TEST_STAMP) ## timings into _build/bench/bench.json (FULL=1: also a cold make test; ONLY=section)
-	$(BIN)/python tools/bench.py $(if $(FULL),--with-test) $(if $(ONLY),--only $(ONLY))
+	$(BIN)/python tools/bench.py $(if $(FULL),--with-test) $(if $(ONLY),--only $(ONLY)) $(if $(BEFORE),--before $(BEFORE))
 
 lint: $(TEST_STAMP) ## ruff, notebook headers and workflow lint only
 	$(BIN)/python -m pytest tests/test_lint.py

@@ -6,16 +6,19 @@ figure is the median of several runs, with min and max, so the noise is visible;
 figure measured once (a cold build takes minutes) says so with ``n=1``.
 
     python tools/bench.py                 # book, notebooks, chapter 2, mini-autograd
-    python tools/bench.py --with-test     # also the wall time of `make test` (long)
+    python tools/bench.py --with-test     # also the wall time of a cold `make test` (long)
+    python tools/bench.py --only test --before 881f52b   # cold `make test` then and now
     python tools/bench.py --only engine   # one section
 """
 
 import argparse
 import json
+import os
 import platform
 import statistics
 import subprocess
 import sys
+import tempfile
 import time
 from collections.abc import Callable
 from pathlib import Path
@@ -26,6 +29,8 @@ from course.threads import all_threads, same_threads
 
 ROOT = Path(__file__).resolve().parent.parent
 OUT = ROOT / "_build" / "bench"
+# What a cold build starts without: the build's outputs, the executed-notebook cache too.
+COLD = ["_build/.jupyter_cache", "_build/.doctrees", "_build/html", "_build/jupyter_execute"]
 
 
 def stats(samples: list[float]) -> dict:
@@ -66,14 +71,9 @@ def pretend_changed(module: str) -> None:
     execute.STAMP.unlink(missing_ok=True)
 
 
-def bench_book(runs: int, with_test: bool) -> dict:
-    """Cold and warm `make book`, each notebook's execution time, optionally `make test`.
-
-    `make test` is timed cold, as the issue tracker measures it: `.venv` present, every
-    output of the build (executed-notebook cache included) removed first.
-    """
-    cold = ["_build/.jupyter_cache", "_build/.doctrees", "_build/html", "_build/jupyter_execute"]
-    subprocess.run(["rm", "-rf", *cold], cwd=ROOT, check=True)
+def bench_book(runs: int) -> dict:
+    """Cold and warm `make book`, and each notebook's execution time."""
+    subprocess.run(["rm", "-rf", *COLD], cwd=ROOT, check=True)
     results = {"cold make book (s)": stats([wall(["make", "book"])])}
     results["warm make book (s)"] = repeat(lambda: wall(["make", "book"]), runs)
     results["make book after an edit of course/checks/forward.py (s)"] = repeat(
@@ -87,9 +87,44 @@ def bench_book(runs: int, with_test: bool) -> dict:
     ):
         name = Path(record.uri).relative_to(ROOT)
         results[f"execute {name} (s)"] = stats([record.data["execution_seconds"]])
-    if with_test:
-        subprocess.run(["rm", "-rf", *cold, "_build/screenshots"], cwd=ROOT, check=True)
-        results["cold make test (s)"] = stats([wall(["make", "test"])])
+    return results
+
+
+def cold_make_test(folder: Path, log: Path) -> float:
+    """Seconds of a cold `make test` in `folder` (`.venv` present, the build's outputs,
+    the executed-notebook cache included, removed first); its output goes to `log`."""
+    subprocess.run(["rm", "-rf", *COLD, "_build/screenshots"], cwd=folder, check=True)
+    # The venv is this checkout's: make must not reinstall it, and the notebooks' kernels
+    # must import `course` from `folder`, not from the checkout the venv was installed from.
+    command = ["make", "-o", ".venv/.installed", "-o", ".venv/.installed-test", "test"]
+    env = os.environ | {"PYTHONPATH": str(folder)}
+    start = time.perf_counter()
+    with log.open("w") as out:
+        status = subprocess.run(command, cwd=folder, env=env, stdout=out, stderr=out).returncode
+    seconds = time.perf_counter() - start
+    if status:
+        raise SystemExit(f"make test failed in {folder} (exit {status}): see {log}")
+    return seconds
+
+
+def bench_test(before: str | None) -> dict:
+    """A cold `make test` of this tree, after one of the commit `before` if given (back to
+    back, so that both meet the same machine): the number the issue tracker quotes."""
+    results = {}
+    OUT.mkdir(parents=True, exist_ok=True)
+    if before:
+        folder = Path(tempfile.mkdtemp(prefix="course-before-"))
+        worktree = ["git", "worktree", "add", "--detach", str(folder), before]
+        subprocess.run(worktree, cwd=ROOT, check=True)
+        try:
+            (folder / ".venv").symlink_to(ROOT / ".venv")
+            seconds = cold_make_test(folder, OUT / "make-test-before.log")
+            results[f"cold make test at {before} (s)"] = stats([seconds])
+        finally:
+            remove = ["git", "worktree", "remove", "--force", str(folder)]
+            subprocess.run(remove, cwd=ROOT, check=True)
+    seconds = cold_make_test(ROOT, OUT / "make-test.log")
+    results["cold make test of this tree (s)"] = stats([seconds])
     return results
 
 
@@ -409,7 +444,8 @@ def bench_distributed(runs: int, batch: int = 128, steps: int = 40) -> dict:
 
 
 SECTIONS: dict[str, Callable[[argparse.Namespace], dict]] = {
-    "book": lambda args: bench_book(args.runs, args.with_test),
+    "book": lambda args: bench_book(args.runs),
+    "test": lambda args: bench_test(args.before),
     "check": lambda args: bench_check(args.runs),
     "memory": lambda args: bench_memory(args.runs),
     "mnist": lambda args: bench_mnist(args.runs),
@@ -439,11 +475,15 @@ def main(argv: list[str] | None = None) -> int:
     """Run the chosen sections, print the table and write `bench.json`."""
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--runs", type=int, default=5, help="repetitions per figure")
-    parser.add_argument("--with-test", action="store_true", help="also time `make test`")
+    parser.add_argument("--with-test", action="store_true", help="also time a cold `make test`")
+    parser.add_argument(
+        "--before", metavar="REV", help="with the test section: first a cold `make test` of REV"
+    )
     parser.add_argument("--only", choices=sorted(SECTIONS), action="append")
     args = parser.parse_args(argv)
     torch.manual_seed(0)
-    results = {name: SECTIONS[name](args) for name in args.only or SECTIONS}
+    default = [name for name in SECTIONS if name != "test" or args.with_test]
+    results = {name: SECTIONS[name](args) for name in args.only or default}
     report = table(results)
     print(report)
     OUT.mkdir(parents=True, exist_ok=True)
