@@ -218,6 +218,9 @@ def test_ctrl_c_stops_every_run_at_once_kernels_included(tmp_path):
         stderr=subprocess.PIPE,
         text=True,
         start_new_session=True,  # its own process group, as a terminal's job is
+        # with Ctrl-C handled, as in a terminal: a shell's background job (`make test &`)
+        # starts with it ignored, which the tool would inherit, and the test would hang
+        preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL),
     )
     deadline = time.monotonic() + 120
     while not pid_file.exists() or not pid_file.read_text():

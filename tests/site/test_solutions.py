@@ -104,3 +104,23 @@ def test_the_sidebar_numbers_the_chapters_in_order_and_not_their_exercises(visit
     assert len(others) == 2 * len(CHAPTERS), listing(others)
     numbered = [text for text in others if re.match(r"\d", text)]
     assert not numbered, f"numbered exercise or solution pages: {listing(numbered)}"
+
+
+@pytest.mark.parametrize("chapter", [c for c in CHAPTERS if SECTIONS[c]])
+def test_a_chapters_sections_are_numbered_from_one(site, chapter):
+    """Chapter 2's pages read 2.1, 2.2, ... in the order of the book (a heading on the
+    landing page would take 2.1 and start them at 2.2)."""
+    from bs4 import BeautifulSoup
+
+    number = CHAPTERS.index(chapter) + 1
+    titles = []
+    for page in SECTIONS[chapter]:
+        soup = BeautifulSoup((site / f"{page}.html").read_text(encoding="utf-8"), "html.parser")
+        heading = soup.select_one("article h1")
+        titles.append(heading.get_text(" ", strip=True).rstrip("#").strip())
+    wanted = [f"{number}.{k}. " for k in range(1, len(titles) + 1)]
+    pairs = zip(titles, wanted, strict=True)
+    wrong = [title for title, start in pairs if not title.startswith(start)]
+    assert not wrong, f"{chapter}: sections not numbered {number}.1, {number}.2, ...:" + listing(
+        titles
+    )
