@@ -79,20 +79,20 @@ def pytest_collect_file(file_path, parent):
 
 # The tests of the built site share, per process, one browser and the pages it has loaded
 # (tests/site/pages.py): every test of a page goes to the same worker, which loads that
-# page once per width and colour scheme. The pages are dealt to SITE_GROUPS workers, a
-# third of them to the one that also takes the site tests of no page in particular (the
-# search, the PDF, the menus: about as long as a third of the pages).
+# page once per width and colour scheme. The pages are dealt to two groups, a third of
+# them (the front page among them) to the first; the tests of no page in particular go
+# by file, as any other test file does.
 SITE_TESTS = "tests/site/"
-SITE_GROUPS = 2
 
 
 def site_group(nodeid: str, pages: list[str]) -> str:
     """The scope of a site test: ``tests/site/0`` or ``tests/site/1``, by the page its
-    parameters name (the longest page name found in its id), else the first."""
-    _, _, params = nodeid.partition("[")
+    parameters name (the longest page name found in its id); a test of no page in
+    particular (the search, the PDF, the menus) is scheduled with the others of its file."""
+    path, _, params = nodeid.partition("[")
     named = [p for p in pages if p in params]
     if not named:
-        return f"{SITE_TESTS}0"
+        return path.split("::")[0]
     page = max(named, key=len)
     index = pages.index(page)
     return f"{SITE_TESTS}{0 if index % 3 == 0 else 1}"
@@ -100,7 +100,7 @@ def site_group(nodeid: str, pages: list[str]) -> str:
 
 @pytest.hookimpl(optionalhook=True)
 def pytest_xdist_make_scheduler(config, log):
-    """`--dist loadfile`, except that the site tests go to SITE_GROUPS workers by page.
+    """`--dist loadfile`, except that the site tests of a page go to its group's worker.
 
     A file is the unit of work otherwise: a notebook's cells share one kernel.
     """

@@ -6,6 +6,7 @@ be among those `make check` selects for that edit. The notebook's own nbval run,
 and the site tests of its page are selected by name.
 """
 
+# make check: reads notebooks only in a copy of the repository
 import os
 import re
 import shutil
@@ -177,7 +178,7 @@ def collected(arguments: list[str], env: dict) -> set[str]:
         cwd=ROOT,
         capture_output=True,
         text=True,
-        env=os.environ | env,
+        env={k: v for k, v in os.environ.items() if not k.startswith("COURSE_")} | env,
     ).stdout
     return set(re.findall(r"^(\S+::.+)$", out, re.M))
 
