@@ -80,19 +80,21 @@ def pytest_collect_file(file_path, parent):
 # The tests of the built site share, per process, one browser and the pages it has loaded
 # (tests/site/pages.py): every test of a page goes to the same worker, which loads that
 # page once per width and colour scheme. The pages are dealt to two groups, a third of
-# them (the front page among them) to the first; the tests of no page in particular go
-# by file, as any other test file does.
+# them (the front page among them) to the first; each test of no page in particular is a
+# unit of its own.
 SITE_TESTS = "tests/site/"
 
 
 def site_group(nodeid: str, pages: list[str]) -> str:
     """The scope of a site test: ``tests/site/0`` or ``tests/site/1``, by the page its
     parameters name (the longest page name found in its id); a test of no page in
-    particular (the search, the PDF, the menus) is scheduled with the others of its file."""
-    path, _, params = nodeid.partition("[")
+    particular (the search, the PDF, the menus) is a unit of its own: each opens its own
+    tab, and a file of them (tests/site/test_reading.py) would keep one worker busy while
+    the other waits, as it does under `make check` after a prose edit."""
+    params = nodeid.partition("[")[2]
     named = [p for p in pages if p in params]
     if not named:
-        return path.split("::")[0]
+        return nodeid
     page = max(named, key=len)
     index = pages.index(page)
     return f"{SITE_TESTS}{0 if index % 3 == 0 else 1}"

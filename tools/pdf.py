@@ -64,6 +64,8 @@ READY_JS = """async () => {
 # Set a code block too wide for the column smaller, step by step down to 6 pt, instead of
 # wrapping it (a wrapped line restarts at column 0 and breaks Python's indentation).
 # Returns how many blocks still do not fit (they wrap) and where they are.
+# The printed contents, replaced by one that has the page numbers of the last print.
+CONTENTS_JS = "(html) => { document.querySelector('.contents.front').outerHTML = html; }"
 FIT_CODE_JS = """() => {
   const wide = [];
   for (const pre of document.querySelectorAll('.book-page pre')) {
@@ -370,23 +372,22 @@ def print_book(site: Path, pages: list[Page], out: Path, commit: str) -> dict:
             ),
         )
         tab = context.new_page()
-        for attempt in range(3):
-            (folder / "book.html").write_text(
-                document(site, pages, numbers, commit), encoding="utf-8"
-            )
-            tab.goto(f"http://{host}/{PRINT_DIR}/book.html", wait_until="load")
-            facts = tab.evaluate(READY_JS)
-            if facts["math_errors"]:
-                sys.exit(f"MathJax could not typeset: {facts['math_errors'][:5]}")
-            if facts["broken_images"]:
-                sys.exit(f"images that did not load: {facts['broken_images'][:5]}")
-            tab.emulate_media(media="print")
-            wide = tab.evaluate(FIT_CODE_JS)
+        (folder / "book.html").write_text(document(site, pages, numbers, commit), encoding="utf-8")
+        tab.goto(f"http://{host}/{PRINT_DIR}/book.html", wait_until="load")
+        facts = tab.evaluate(READY_JS)
+        if facts["math_errors"]:
+            sys.exit(f"MathJax could not typeset: {facts['math_errors'][:5]}")
+        if facts["broken_images"]:
+            sys.exit(f"images that did not load: {facts['broken_images'][:5]}")
+        tab.emulate_media(media="print")
+        wide = tab.evaluate(FIT_CODE_JS)
+        for _ in range(3):  # until the contents' page numbers are those it prints with
             tab.pdf(path=str(out), prefer_css_page_size=True, print_background=True)
             found = destinations(out)
-            if attempt and found == numbers:
+            if found == numbers:
                 break
             numbers = found
+            tab.evaluate(CONTENTS_JS, contents(pages, numbers))  # no reload: math stays
         browser.close()
     return {"math": facts["math"], "wide_code": wide, "numbers": numbers}
 
