@@ -207,3 +207,17 @@ def test_site_tests_of_unchanged_pages_are_left_out_but_not_those_of_the_whole_b
     reading = {t for t in every if "test_reading.py" in t}
     assert reading
     assert reading <= some, "a test of the whole book was narrowed to some pages"
+
+
+def test_pages_made_from_the_build_alone_run_their_own_tests_not_the_whole_book_s():
+    """A module edit that changes no output still writes the execution statistics again
+    (their timings): that page's tests run, the search, the links and the PDF do not."""
+    derived = check.plan([], [], ["reference/execution", "search"])
+    site = {t for t in derived.tests if t.startswith("tests/site/")}
+    assert site, "no site test for the changed statistics page"
+    assert not site & set(check.WHOLE_BOOK), f"whole-book tests run: {site}"
+    assert set(check.WHOLE_BOOK) <= set(derived.skipped), derived.skipped
+    assert "PDF" not in " ".join(derived.describe())
+    chapter = check.plan([], [], ["chapters/forward", "reference/execution"])
+    assert set(check.WHOLE_BOOK) <= set(chapter.tests), "a chapter's edit skips the book's tests"
+    assert "the PDF" in " ".join(chapter.describe())

@@ -37,6 +37,7 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from course.book import ROOT
+from tests.conftest import WHOLE_BOOK
 from tools import execute
 
 STATE = ROOT / "_build" / "check-state.json"
@@ -65,6 +66,11 @@ READS_EVERY_NOTEBOOK = re.compile(
     r"toc_pages|toc_chapters|book_notebooks|\bpages\(\)|BOOK_PAGES|write_all\("
     r"|NOTEBOOK_(?:FOLDERS|DIRS)|[\"'](?:chapters|exercises|solutions)/?[\"']"
 )
+# Pages the build makes from the others (the execution statistics, written again whenever
+# a notebook runs again; the index; the search page): the tests of the whole book and the
+# PDF read none of them, so a change to these alone runs only their own page's tests.
+MADE_FROM_THE_BUILD = ("reference/execution", "genindex", "search")
+PDF_TEST = "tests/site/test_pdf.py"  # `make check` prints the PDF again for it
 # The record also holds each notebook's code_fingerprint, under this prefix.
 CODE = "code:"
 BUILD = ["build", ".", "-W", "-n", "--keep-going"]
@@ -183,7 +189,8 @@ class Plan:
         lines = [f"nbval {nb}: {why}" for nb, why in sorted(self.notebooks.items())]
         lines += [f"{test}: {why}" for test, why in sorted(self.tests.items())]
         if self.pages:
-            lines.append(f"site tests and the PDF, for the pages {', '.join(self.pages)}")
+            pdf = " and the PDF" if PDF_TEST in self.tests else ""
+            lines.append(f"site tests{pdf}, for the pages {', '.join(self.pages)}")
         return lines
 
     def environment(self) -> dict[str, str]:
@@ -247,10 +254,18 @@ def plan(
         elif named := [f for f in others if f in source or Path(f).name in source]:
             result.tests[test] = f"names {named[0]}"
     site_changed = [f for f in changes if f.startswith("tests/site/")]
+    book_changed = [p for p in pages if p not in MADE_FROM_THE_BUILD]
     if pages or site_changed:
         for test in test_files():
-            if test.startswith("tests/site/"):
-                result.tests[test] = "changed" if test in site_changed else "pages changed"
+            if test in site_changed:
+                result.tests[test] = "changed"
+            elif test in WHOLE_BOOK and not book_changed:
+                result.skipped[test] = (
+                    f"it reads the whole book, and only {', '.join(pages)} changed"
+                    " (made from the build; neither it nor the PDF reads them)"
+                )
+            elif test.startswith("tests/site/"):
+                result.tests[test] = "pages changed"
     return result
 
 
@@ -324,9 +339,9 @@ def main(argv: list[str] | None = None) -> int:
     else:
         targets = [*selection.notebooks, *selection.tests]
         printing = None
-        if selection.pages:  # the PDF prints in Chromium while the tests run
+        if PDF_TEST in targets:  # the PDF prints in Chromium while the tests run
             printing = subprocess.Popen([sys.executable, "tools/pdf.py"], cwd=ROOT)
-            targets = [t for t in targets if t != "tests/site/test_pdf.py"]
+            targets = [t for t in targets if t != PDF_TEST]
         env = os.environ | selection.environment()
         if targets:
             run([*PYTEST, *targets], env=env)
@@ -334,7 +349,7 @@ def main(argv: list[str] | None = None) -> int:
             if printing.wait():
                 print("make check: red (tools/pdf.py failed)")
                 return printing.returncode
-            run([*PYTEST, "tests/site/test_pdf.py"], env=env)
+            run([*PYTEST, PDF_TEST], env=env)
         if not targets and printing is None:
             print("make check: nothing changed since the last green run that a test could see")
     STATE.parent.mkdir(parents=True, exist_ok=True)
