@@ -78,15 +78,20 @@ def only_changed_pages(config, items) -> None:
 def only_changed_notebooks(config, items) -> None:
     """`make check` (tools/check.py): in the test files named by COURSE_NOTEBOOK_TESTS,
     which read every notebook, a test of one notebook runs only for the notebooks named
-    by COURSE_NOTEBOOKS (those that changed); tests of no notebook in particular run."""
+    by COURSE_NOTEBOOKS (those that changed); tests of no notebook in particular run,
+    except those marked ``reads_no_notebook`` (an edit of a notebook cannot change them)."""
     files = {f for f in os.environ.get("COURSE_NOTEBOOK_TESTS", "").split(",") if f}
     if not files:
         return
     wanted = {f for f in os.environ.get("COURSE_NOTEBOOKS", "").split(",") if f}
     kept, left = [], []
     for item in items:
-        named = notebooks_of(item) if item.nodeid.split("::")[0] in files else set()
-        (left if named and not named & wanted else kept).append(item)
+        if item.nodeid.split("::")[0] not in files:
+            kept.append(item)
+            continue
+        named = notebooks_of(item)
+        unread = item.get_closest_marker("reads_no_notebook") is not None
+        (left if unread or (named and not named & wanted) else kept).append(item)
     if left:
         config.hook.pytest_deselected(items=left)
         items[:] = kept

@@ -143,6 +143,8 @@ def test_a_prose_edit_breaks_only_tests_that_make_check_selects(copy, tmp_path):
     # changed; the others of that kind, such as the Ctrl-C test, cost a minute)
     own = {k for k in kept if notebook in k or k.startswith("tests/test_notebooks.py::")}
     assert left_out, "COURSE_NOTEBOOKS filters nothing"
+    unread = "tests/test_execute.py::test_ctrl_c_stops_every_run_at_once_kernels_included"
+    assert unread in left_out, "a test marked reads_no_notebook is kept"
     assert own, f"no test of {notebook} collected"
     chosen = tmp_path / "tests.txt"  # pytest reads its arguments from @file
     chosen.write_text("\n".join(sorted(left_out | own)) + "\n")

@@ -5,6 +5,8 @@ import os
 import re
 from pathlib import Path
 
+import pytest
+
 from tools import execute
 
 
@@ -128,6 +130,7 @@ def cached_output(page: Path) -> str:
     return "".join(o.get("text", "") for cell in cells for o in cell.get("outputs", []))
 
 
+@pytest.mark.reads_no_notebook
 def test_a_notebook_runs_again_when_a_file_it_reads_changes(tmp_path, monkeypatch, capsys):
     """End to end, with jupyter-cache and a kernel: the page's code is unchanged, the file it
     reads is not, so its cached output must not survive."""
@@ -167,6 +170,7 @@ def small_book(tmp_path, monkeypatch, code: str) -> Path:
     return page
 
 
+@pytest.mark.reads_no_notebook
 def test_a_damaged_cache_is_reported_in_one_line_and_rebuilt(tmp_path, monkeypatch, capsys):
     page = small_book(tmp_path, monkeypatch, "print('the output')")
     assert execute.main(["--serial"]) == 0
@@ -186,6 +190,7 @@ def test_a_damaged_cache_is_reported_in_one_line_and_rebuilt(tmp_path, monkeypat
     assert "an edit" in cached_output(page)
 
 
+@pytest.mark.reads_no_notebook
 def test_ctrl_c_stops_every_run_at_once_kernels_included(tmp_path):
     """A cold run interrupted: the tool exits within seconds with one line, no traceback,
     and no kernel is left running."""
