@@ -45,9 +45,10 @@ exercises: $(STAMP) ## regenerate exercises/ from solutions/
 # Timings (never in tests): prints a table, writes _build/bench/bench.json.
 # `make bench FULL=1` also times a cold `make test`; ONLY=book (or check, test, mnist,
 # engine, forward, distributed, memory) runs one section; ONLY=test BEFORE=<commit> times a
-# cold `make test` of that commit first (a git worktree), then of this tree.
+# cold `make test` of that commit first (a git worktree), then of this tree. RUNS=1 times
+# each figure once (5 by default: ONLY=check then takes about 40 minutes on 2 cores).
 bench: $(TEST_STAMP) ## timings into _build/bench/bench.json (FULL=1: also a cold make test; ONLY=section)
-	$(BIN)/python tools/bench.py $(if $(FULL),--with-test) $(if $(ONLY),--only $(ONLY)) $(if $(BEFORE),--before $(BEFORE))
+	$(BIN)/python tools/bench.py $(if $(FULL),--with-test) $(if $(ONLY),--only $(ONLY)) $(if $(BEFORE),--before $(BEFORE)) $(if $(RUNS),--runs $(RUNS))
 
 lint: $(TEST_STAMP) ## ruff, notebook headers and workflow lint only
 	$(BIN)/python -m pytest tests/test_lint.py
