@@ -1,89 +1,22 @@
-"""The site used the way a reader uses it: tap, scroll, search, read, at both widths.
+"""The site searched the way a reader searches it, at both widths: the tests of the whole
+book (its search index), which `make check` runs whatever page changed.
 
-Each test opens a fresh tab at a phone's width (390×844, touch) or a laptop's
-(1366×900), does what a reader does (taps ☰, taps Contents, follows Previous and Next,
-searches) and checks what the reader then sees: that the list opened is visible on the
-screen, that the link followed lands on its page or scrolls its section into view.
+A test opens a fresh tab at a phone's width (390×844, touch) or a laptop's (1366×900),
+searches as a reader does and checks what the reader then sees: the results in a useful
+order, and that the result followed lands on its page, its section in view. (Tapping ☰,
+Contents, Previous and Next: tests/site/test_navigation.py.)
 """
 
 import re
 
 import pytest
 
-from tests.site.pages import BOOK, BOOK_PAGES, CHAPTER_PAGES, CHAPTERS, SITE, WIDTHS, listing
+from tests.site.pages import BOOK, CHAPTER_PAGES, SITE, WIDTHS, listing
 from tests.site.reader import in_view, visible_one
 
 pytestmark = pytest.mark.site
 
 PAGE = "chapters/tensors"
-
-
-@pytest.mark.parametrize("width", WIDTHS)
-def test_menu_button_shows_the_chapters_and_a_link_navigates(visits, width):
-    context, tab, visit = visits.open(width)
-    try:
-        tab.goto(visits.url(PAGE), wait_until="load")
-        chapter_link = tab.locator("nav.bd-links a.reference.internal[href='mnist.html']")
-        if width == "desktop":
-            # the list is shown beside the page; ☰ hides it, and shows it again
-            assert in_view(tab, chapter_link), "the chapter list is not shown at desktop width"
-            visible_one(tab, ".primary-toggle").click()
-            tab.wait_for_timeout(600)  # the sidebar slides out
-            assert not chapter_link.is_visible(), "☰ does not hide the chapter list"
-            visible_one(tab, ".primary-toggle").click()
-            tab.wait_for_timeout(600)
-        else:
-            assert not chapter_link.is_visible(), "the chapter list covers the phone's page"
-            visible_one(tab, ".primary-toggle").click()
-        chapter_link.wait_for(state="visible", timeout=3000)
-        assert in_view(tab, chapter_link), "☰ does not bring the chapter list on screen"
-        chapter_link.click()
-        tab.wait_for_url("**/chapters/mnist.html", timeout=5000)
-    finally:
-        context.close()
-    assert not visit.console_errors, listing(visit.console_errors)
-
-
-@pytest.mark.parametrize("width", WIDTHS)
-def test_contents_lists_the_sections_and_a_link_scrolls_to_one(visits, width):
-    context, tab, visit = visits.open(width)
-    try:
-        tab.goto(visits.url(PAGE), wait_until="load")
-        toggle = tab.locator(".secondary-toggle >> visible=true")
-        if toggle.count():
-            toggle.first.click()
-        else:  # wide screens show the page's contents beside it, folded under "Contents"
-            tab.locator(".bd-sidebar-secondary .onthispage").hover()
-        links = tab.locator("nav.page-toc a.nav-link >> visible=true")
-        links.first.wait_for(state="visible", timeout=3000)
-        assert links.count() >= 3, "the in-page contents list is not shown"
-        link = links.nth(links.count() - 2)
-        assert in_view(tab, link), "the in-page contents list is not on screen"
-        target = link.get_attribute("href").split("#", 1)[1]
-        link.click()
-        tab.wait_for_timeout(800)  # smooth scrolling
-        heading = tab.locator(f"[id='{target}'] >> nth=0")
-        assert tab.url.endswith(f"#{target}"), f"the link did not go to #{target}: {tab.url}"
-        assert in_view(tab, heading), f"section #{target} is not scrolled into view"
-    finally:
-        context.close()
-    assert not visit.console_errors, listing(visit.console_errors)
-
-
-@pytest.mark.parametrize("width", WIDTHS)
-def test_next_and_previous_follow_the_book(visits, width):
-    """Previous and Next walk the whole book (whichever pages make check selected)."""
-    start = BOOK_PAGES.index(CHAPTERS[0])
-    context, tab, visit = visits.open(width)
-    try:
-        tab.goto(visits.url(BOOK_PAGES[start]), wait_until="load")
-        tab.locator("a.right-next").click()
-        tab.wait_for_url(f"**/{BOOK_PAGES[start + 1]}.html", timeout=5000)
-        tab.locator("a.left-prev").click()
-        tab.wait_for_url(f"**/{BOOK_PAGES[start]}.html", timeout=5000)
-    finally:
-        context.close()
-    assert not visit.console_errors, listing(visit.console_errors)
 
 
 @pytest.mark.parametrize("width", WIDTHS)
