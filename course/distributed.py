@@ -60,6 +60,10 @@ NOTICE = 10.0
 """Seconds of waiting after which :meth:`Ranks.collect` calls its `notice`, once."""
 GRACE = 5.0
 """Seconds the other ranks get to report their own error once one rank has failed."""
+SETTLE = 3.0
+"""Seconds a running rank gets to enter the collective the others wait in, once one rank
+is known never to call it, so that the message names every rank that waits (a rank may
+be a moment behind the others on a loaded machine)."""
 
 
 class RankError(RuntimeError):
@@ -112,6 +116,8 @@ class Diagnosis(NamedTuple):
 
     text: str
     waited: tuple[int, ...]
+    absent: tuple[int, ...] = ()
+    """The ranks that never called the collective the others wait in (if that is why)."""
 
 
 class CallLog:
@@ -202,6 +208,7 @@ class CallLog:
             f"{_ranks(absent)} never called {name}: every rank must call every collective "
             f"({_ranks(waiting)} {verb} in it)",
             tuple(waiting),
+            tuple(absent),
         )
 
     def _stuck(self, counts: list[int], ended: set[int], final: bool):
@@ -369,6 +376,8 @@ class Ranks:
             if errors:  # the others fail fast once a rank is gone; give them a moment
                 deadline = min(deadline, time.monotonic() + GRACE)
             diagnosis = self.calls.mismatch(set(results) | set(errors))
+            if diagnosis:
+                diagnosis = self._settle(diagnosis, set(results) | set(errors))
             if diagnosis or time.monotonic() > deadline:
                 missing = set(range(self.world_size)) - set(results) - set(errors)
                 reason = self._stop_reason(diagnosis, sorted(errors))
@@ -384,6 +393,25 @@ class Ranks:
             diagnosis = diagnosis or self.calls.mismatch(range(self.world_size), final=True)
             raise RankError(self.world_size, errors, results, diagnosis)
         return [results[r] for r in range(self.world_size)]
+
+    def _settle(self, diagnosis: Diagnosis, ended: set) -> Diagnosis:
+        """The diagnosis once every running rank has entered the call, or :data:`SETTLE`
+        seconds have passed: a rank still on its way in is named among those that wait."""
+        until = time.monotonic() + SETTLE
+        while time.monotonic() < until:
+            late = [
+                rank
+                for rank, process in enumerate(self.processes)
+                if rank not in ended
+                and rank not in diagnosis.waited
+                and rank not in diagnosis.absent
+                and process.is_alive()
+            ]
+            if not late:
+                break
+            time.sleep(0.05)
+            diagnosis = self.calls.mismatch(ended) or diagnosis
+        return diagnosis
 
     def _receive(self, results: dict, errors: dict) -> bool:
         """File one rank's answer, if one arrives within 50 ms; whether one did."""

@@ -138,6 +138,26 @@ def test_a_rank_that_skips_a_collective_is_named_at_once(world_size, skipping, e
     assert_cleaned_up(ranks)
 
 
+def skip_with_a_late_rank(rank, world_size):
+    """Rank 0 skips the all_reduce; rank 2 enters it a second after rank 1."""
+    if rank == 2:
+        time.sleep(1.0)
+    D.fail_on_rank(rank, world_size, 0, "skip")
+
+
+def test_a_rank_a_moment_behind_is_named_among_those_that_wait():
+    """The skip is seen while rank 2 is still on its way into the collective: the message
+    waits for it (up to SETTLE seconds) rather than name rank 1 alone."""
+    ranks = D.Ranks(3, timeout=60, start_method="fork", first=(skip_with_a_late_rank, ()))
+    with pytest.raises(D.RankError) as error:
+        ranks.collect()
+    assert error.value.diagnosis == (
+        "rank 0 never called all_reduce: every rank must call every collective "
+        "(ranks 1 and 2 wait in it)"
+    ), str(error.value)
+    assert_cleaned_up(ranks)
+
+
 def mismatched(rank, world_size, kind):
     """Rank 1 calls another collective, or all_reduce on another size, than rank 0.
 
