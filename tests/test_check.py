@@ -23,7 +23,8 @@ BROKEN = "\nraise RuntimeError('injected by tests/test_check.py')\n"
 
 @pytest.fixture(scope="module")
 def copy(tmp_path_factory):
-    """The repository's tracked files (not data/, the venv or the build) in a folder."""
+    """The repository's tracked files (not the venv or the build) in a folder; data/, which
+    no test writes to, is a link to the repository's."""
     folder = tmp_path_factory.mktemp("repo")
     for name in check.files_now():
         if name.startswith("data/"):
@@ -31,6 +32,7 @@ def copy(tmp_path_factory):
         target = folder / name
         target.parent.mkdir(parents=True, exist_ok=True)
         shutil.copy2(ROOT / name, target)
+    (folder / "data").symlink_to(ROOT / "data", target_is_directory=True)
     return folder
 
 

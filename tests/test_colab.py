@@ -61,6 +61,7 @@ def test_colab_installs_the_helpers_of_the_commit_it_was_generated_from():
     assert '"COURSE_PIP_SPEC", COURSE' in source
 
 
+@pytest.mark.reads_no_notebook
 def test_outside_a_git_checkout_the_branch_is_installed_with_a_warning(tmp_path, monkeypatch):
     monkeypatch.setattr(notebooks, "ROOT", tmp_path)
     with pytest.warns(UserWarning, match="no git checkout.*helpers of the branch main"):
@@ -89,6 +90,7 @@ def test_the_wheel_holds_the_reference_engine(colab):
     assert packaged == (ROOT / "solutions" / "engine.md").read_text()
 
 
+@pytest.mark.reads_no_notebook
 def test_mnist_is_downloaded_where_there_is_no_copy(colab):
     """What the MNIST pages' first data cells do on Colab: `check_mnist` says that there
     is no copy, then torchvision downloads both sets into the folder it names."""
