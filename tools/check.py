@@ -13,8 +13,8 @@ run can affect, and says what it left out and why:
 3. the unit and property tests whose file changed or imports, directly or not, a changed
    module of `course`, `tools` or `tests`; the tests that read the notebooks when a
    notebook changed; the tests that name a changed file (the README, a workflow);
-4. the site tests for the pages whose HTML changed (`COURSE_SITE_PAGES`), and then the
-   PDF printed again and read.
+4. the site tests for the pages whose HTML changed (`COURSE_SITE_PAGES`), and the PDF
+   printed again (in Chromium, while the tests run; its tests wait for it) and read.
 
 A change it cannot follow (the Makefile, the locks, `_config.yml`, `_toc.yml`, `_ext/`,
 `_static/`, `data/`, the test plugins and fixtures) runs the whole suite, as does a first
@@ -30,6 +30,7 @@ import os
 import re
 import subprocess
 import sys
+import threading
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -38,7 +39,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from course.book import ROOT
 from tests.conftest import WHOLE_BOOK
-from tools import execute
+from tools import execute, pdf
 
 STATE = ROOT / "_build" / "check-state.json"
 SITE = ROOT / "_build" / "html"
@@ -284,6 +285,23 @@ def executed_since(start_us: int) -> list[str]:
     return sorted(uri for uri, entry in record.items() if entry.get("executed", 0) >= start_us)
 
 
+def print_pdf() -> tuple[subprocess.Popen, str]:
+    """Start tools/pdf.py; the process, and the file where its exit status will be written
+    when it ends (written whole, by a rename, for the PDF's tests to wait on)."""
+    status = ROOT / "_build" / "pdf-printing.status"
+    status.unlink(missing_ok=True)
+    printing = subprocess.Popen([sys.executable, "tools/pdf.py"], cwd=ROOT)
+
+    def record():
+        code = printing.wait()
+        written = status.with_suffix(".tmp")
+        written.write_text(str(code))
+        written.replace(status)
+
+    threading.Thread(target=record, daemon=True).start()
+    return printing, str(status)
+
+
 def run(command: list[str], env: dict | None = None) -> None:
     """Run a step; stop `make check` with its exit status if it fails."""
     print("$ " + " ".join(command), flush=True)
@@ -338,19 +356,21 @@ def main(argv: list[str] | None = None) -> int:
         run(PYTEST)
     else:
         targets = [*selection.notebooks, *selection.tests]
-        printing = None
-        if PDF_TEST in targets:  # the PDF prints in Chromium while the tests run
-            printing = subprocess.Popen([sys.executable, "tools/pdf.py"], cwd=ROOT)
-            targets = [t for t in targets if t != PDF_TEST]
         env = os.environ | selection.environment()
-        if targets:
-            run([*PYTEST, *targets], env=env)
-        if printing is not None:
-            if printing.wait():
-                print("make check: red (tools/pdf.py failed)")
-                return printing.returncode
-            run([*PYTEST, PDF_TEST], env=env)
-        if not targets and printing is None:
+        printing = None
+        if PDF_TEST in targets:  # the PDF prints while the tests run; its tests wait for it
+            printing, env[pdf.PRINTING] = print_pdf()
+        try:
+            if targets:
+                run([*PYTEST, *targets], env=env)
+        except BaseException:  # the tests failed (or Ctrl-C): the print is not needed
+            if printing is not None:
+                printing.terminate()
+            raise
+        if printing is not None and printing.wait():
+            print("make check: red (tools/pdf.py failed)")
+            return printing.returncode
+        if not targets:
             print("make check: nothing changed since the last green run that a test could see")
     STATE.parent.mkdir(parents=True, exist_ok=True)
     STATE.write_text(json.dumps(now))

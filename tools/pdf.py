@@ -45,6 +45,9 @@ from course.book import CHROMIUM, CHROMIUM_ARGS, ROOT, serve, toc_chapters
 PDF_NAME = "executable-pytorch.pdf"
 PRINT_DIR = "_print"
 REPORT = "pdf.json"
+PRINTING = "COURSE_PDF_PRINTING"
+"""Set by `make check`, which prints the PDF while the tests run: the file that holds this
+script's exit status once it has ended (tests/site/test_pdf.py waits for it)."""
 TITLE = "Executable PyTorch"
 
 READY_JS = """async () => {

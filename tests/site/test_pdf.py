@@ -11,18 +11,39 @@ printed once; no MathJax error and no raw TeX (a formula left untypeset shows it
 
 import json
 import logging
+import os
 import re
 import shutil
 import subprocess
+import time
 
 import pytest
 
 from tests.site.pages import BOOK, CHAPTERS, SITE, SOLUTIONS
+from tools import pdf
 
 pytestmark = pytest.mark.site
 
-PDF_NAME = "executable-pytorch.pdf"
+PDF_NAME = pdf.PDF_NAME
+PRINT_PATIENCE = 600  # seconds; the print takes about 25
 MIN_PAGES = 10 * len(CHAPTERS)
+
+
+@pytest.fixture(scope="module", autouse=True)
+def printed():
+    """Under `make check` the PDF is printed while the tests run: wait for the print."""
+    status = os.environ.get(pdf.PRINTING)
+    if not status:
+        return
+    deadline = time.monotonic() + PRINT_PATIENCE
+    while not os.path.isfile(status):
+        if time.monotonic() > deadline:
+            pytest.fail(f"tools/pdf.py still printing after {PRINT_PATIENCE} s")
+        time.sleep(0.2)
+    with open(status, encoding="utf-8") as file:
+        code = file.read().strip()
+    if code != "0":
+        pytest.fail(f"tools/pdf.py failed (exit status {code}): its output is above")
 
 
 @pytest.fixture(scope="module")
