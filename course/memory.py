@@ -30,7 +30,6 @@ from torch.utils.checkpoint import checkpoint_sequential
 from torch.utils.flop_counter import FlopCounterMode
 
 from course.distributed import loss_fn, make_batch, make_model, shard_of
-from course.mnist import make_cnn
 from course.threads import same_threads
 
 # ---- meters -----------------------------------------------------------------------------
@@ -129,6 +128,8 @@ def digits_batch(size: int = 128, seed: int = 0) -> tuple[torch.Tensor, torch.Te
 
 def mnist_cnn(channels: int = 16, seed: int = 0) -> nn.Sequential:
     """Chapter 2's CNN (`course.mnist.make_cnn`), initialised from `seed`."""
+    from course.mnist import make_cnn  # imports torchvision (1–2 s): only where it is needed
+
     torch.manual_seed(seed)
     return make_cnn(channels)
 
