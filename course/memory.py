@@ -6,11 +6,10 @@ allocate inside its block, from its allocation until it is freed, and keeps the 
 sees what the hooks cannot (a tensor that `torch.utils.checkpoint` holds by reference,
 what backward allocates and frees, what a recomputation costs).
 
-Then the models of the chapter and the batch its sections measure them on, the
-measurement of checkpointing a deep MLP in segments (`checkpoint_curve`, which
-`tools/bench.py` can call too), and the workers of sharding: Adam with ZeRO by hand,
-with `DistributedDataParallel` and with FSDP's `fully_shard`, each run on every rank of
-a `course.distributed.Ranks` group.
+Then the models of the chapter, the measurement of checkpointing a deep MLP in
+segments (`checkpoint_curve`, which `tools/bench.py` can call too), and the workers of
+sharding: Adam with ZeRO by hand, with `DistributedDataParallel` and with FSDP's
+`fully_shard`, each run on every rank of a `course.distributed.Ranks` group.
 """
 
 import math
@@ -114,16 +113,6 @@ def mlp(sizes, activation: str = "relu", dtype: torch.dtype = torch.float32, see
     for fan_in, fan_out in pairwise(sizes):
         layers += [nn.Linear(fan_in, fan_out), ACTIVATIONS[activation]()]
     return nn.Sequential(*layers[:-1]).to(dtype)
-
-
-def digits_batch(size: int = 128, seed: int = 0) -> tuple[torch.Tensor, torch.Tensor]:
-    """`size` random images of MNIST's shape (1 × 28 × 28) and random labels, drawn from
-    `seed`: the bytes the chapter counts depend on the shapes only, and every section
-    that needs this batch draws the same numbers."""
-    generator = torch.Generator().manual_seed(seed)
-    images = torch.randn(size, 1, 28, 28, generator=generator)
-    labels = torch.randint(0, 10, (size,), generator=generator)
-    return images, labels
 
 
 def mnist_cnn(channels: int = 16, seed: int = 0) -> nn.Sequential:
