@@ -137,8 +137,8 @@ def bench_check(runs: int) -> dict:
     prose or of one module of course/checks/. Each edit is made, timed and undone; an
     untimed `make check` after it makes the record green again."""
     edits = {
-        "a sentence added to chapters/autograd.md": (
-            ROOT / "chapters" / "autograd.md",
+        "a sentence added to chapters/autograd-hooks.md": (
+            ROOT / "chapters" / "autograd-hooks.md",
             lambda text: text.rstrip("\n") + "\n\nOne more sentence, for the benchmark.\n",
         ),
         "a comment added to course/checks/tensors.py": (
