@@ -31,6 +31,30 @@ from pathlib import Path
 from course.book import ROOT, serve
 from course.data import DATA_ROOT, MNIST_FILES
 
+# In every kernel of the stand-in (its sitecustomize): torchvision's MNIST downloads from
+# the local mirror, set as `torchvision.datasets.mnist` is imported (importing torchvision
+# at start would cost every notebook a second and a half, and most never use it).
+MIRROR_HOOK = """
+import importlib.machinery, sys
+
+class _LocalMirror:
+    def find_spec(self, name, path, target=None):
+        if name != "torchvision.datasets.mnist":
+            return None
+        spec = importlib.machinery.PathFinder.find_spec(name, path)
+        run = spec.loader.exec_module
+
+        def exec_module(module):
+            run(module)
+            module.MNIST.mirrors = [{0!r}]
+            module.MNIST.resources = {1!r}
+
+        spec.loader.exec_module = exec_module
+        return spec
+
+sys.meta_path.insert(0, _LocalMirror())
+"""
+
 
 def build_wheel(out: Path) -> Path:
     """A wheel of `course`, built from a copy of what a clone holds (nothing is written in
@@ -82,9 +106,7 @@ class Colab:
         comes from the local mirror, and the kernel runs outside the repository."""
         return (
             "# Test only (not in the Colab notebook): where the kernel runs and what it uses.\n"
-            "import pathlib, course, torchvision\n"
-            f"torchvision.datasets.MNIST.mirrors = [{self.mirror!r}]\n"
-            f"torchvision.datasets.MNIST.resources = {self.resources!r}\n"
+            "import pathlib, course\n"
             f"assert course.__file__.startswith({str(self.site)!r}), course.__file__\n"
             f"assert pathlib.Path({str(ROOT)!r}) not in pathlib.Path.cwd().resolve().parents"
         )
@@ -114,7 +136,6 @@ def start(base: Path, *, with_mnist: bool) -> Colab:
     fake = base / "fake"
     (fake / "google" / "colab").mkdir(parents=True)
     (fake / "google" / "colab" / "__init__.py").write_text("")
-    (fake / "sitecustomize.py").write_text("import google.colab  # noqa: F401\n")
     mirror = base / "mirror"
     mirror.mkdir()
     resources = []
@@ -125,6 +146,9 @@ def start(base: Path, *, with_mnist: bool) -> Colab:
         resources.append((f"{name}.gz", hashlib.md5(data).hexdigest()))
     serving = contextlib.ExitStack()
     mirror_url = serving.enter_context(serve(mirror))
+    (fake / "sitecustomize.py").write_text(
+        "import google.colab  # noqa: F401\n" + MIRROR_HOOK.format(mirror_url, resources)
+    )
     site = base / "site"
     site.mkdir()
     work = base / "work"

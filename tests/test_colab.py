@@ -99,6 +99,7 @@ def test_mnist_is_downloaded_where_there_is_no_copy(colab):
         [
             install.source,
             colab.setup_source(),
+            "import torchvision",
             "from course.data import check_mnist",
             'root = check_mnist("../data")',
             "sets = [torchvision.datasets.MNIST(root, train=t, download=True) for t in (1, 0)]",
