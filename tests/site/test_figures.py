@@ -154,7 +154,9 @@ FRAMES_JS = """() => {
 FRAMES = probe("frames in dark mode", FRAMES_JS, "desktop", "dark")
 
 
-@pytest.mark.parametrize("page", ["chapters/mnist-training", "chapters/tensors", "intro"])
+@pytest.mark.parametrize(
+    "page", ["chapters/mnist-training", "chapters/tensors-broadcasting", "intro"]
+)
 def test_figures_and_code_sit_quietly_in_dark_mode(visits, page):
     theme, frames = visits.get(page, "desktop", "dark").probes[FRAMES]
     assert theme == "dark"

@@ -17,6 +17,9 @@ pytestmark = pytest.mark.site
 
 PAGE = CHAPTERS[0]
 START = BOOK_PAGES.index(PAGE)
+# The first chapter's landing page has no headings of its own (one would take the number
+# of its first section): the in-page contents are tried on a section page that has several.
+SECTIONED = "chapters/tensors-views"
 
 
 @pytest.mark.parametrize("width", WIDTHS)
@@ -47,7 +50,7 @@ def test_menu_button_shows_the_chapters_and_a_link_navigates(visits, page, width
 
 
 @pytest.mark.parametrize("width", WIDTHS)
-@pytest.mark.parametrize("page", [PAGE])
+@pytest.mark.parametrize("page", [SECTIONED])
 def test_contents_lists_the_sections_and_a_link_scrolls_to_one(visits, page, width):
     context, tab, visit = visits.open(width)
     try:

@@ -135,7 +135,11 @@ SHADE = 12  # grey levels (of 255) an edge must differ from the background to be
 @pytest.mark.parametrize("mode", ["light", "dark"])
 @pytest.mark.parametrize(
     ("page", "selector"),
-    [("chapters/tensors", CODE), ("chapters/mnist-optimizers", MATH), ("chapters/forward", MATH)],
+    [
+        ("chapters/tensors-basics", CODE),
+        ("chapters/mnist-optimizers", MATH),
+        ("chapters/forward", MATH),
+    ],
 )
 def test_a_block_wider_than_the_phone_shows_that_it_scrolls(visits, page, selector, mode):
     """A shade on the side where more is hidden: on the right at first, on the left

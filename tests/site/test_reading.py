@@ -91,7 +91,7 @@ def ranked(visits):
 
 @pytest.mark.parametrize(
     ("query", "page"),
-    [("view", "chapters/tensors"), ("backward", "chapters/autograd"), ("broadcasting", None)],
+    [("view", "chapters/tensors-views"), ("backward", "chapters/autograd"), ("broadcasting", None)],
 )
 def test_search_ranks_a_relevant_section_first(visits, ranked, query, page):
     """The first result is a section whose title has the word (not "Overview"), in a
