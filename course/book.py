@@ -10,6 +10,7 @@ local server for the built site.
 import functools
 import http.server
 import os
+import sys
 import threading
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -125,13 +126,21 @@ class _QuietHandler(http.server.SimpleHTTPRequestHandler):
         """Serve quietly: no line per request."""
 
 
+class _QuietServer(http.server.ThreadingHTTPServer):
+    def handle_error(self, request, client_address):
+        """A browser that closes a tab mid-transfer is no error (Chromium does, when a test
+        has read what it needs); anything else is reported as usual."""
+        if not isinstance(sys.exc_info()[1], (BrokenPipeError, ConnectionResetError)):
+            super().handle_error(request, client_address)
+
+
 @contextmanager
 def serve(folder: Path) -> Iterator[str]:
     """Serve `folder` on 127.0.0.1 (a free port) in a thread; yields its base URL.
 
     The site tests, `tools/pdf.py` and the Colab stand-in's MNIST mirror use it."""
     handler = functools.partial(_QuietHandler, directory=str(folder))
-    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), handler)
+    server = _QuietServer(("127.0.0.1", 0), handler)
     threading.Thread(target=server.serve_forever, daemon=True).start()
     try:
         yield f"http://127.0.0.1:{server.server_address[1]}/"
